@@ -1,0 +1,89 @@
+"""The `realm` command. It only parses arguments and calls each stage's entry point."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from .config import ConfigError, load_config
+
+_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="realm", description="ReaLM on Ray: user simulator, synthetic chats, assistants.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--config", help="YAML config (default: built-in defaults)")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. prepare.min_turns=2")
+        return p
+
+    p = command("prepare", "ShareGPT files to cleaned, deduplicated, segmented conversations (Ray Data).")
+    p.add_argument("--input", nargs="+", default=None, help="files, directories, globs or fsspec URLs (default: prepare.inputs)")
+    p.add_argument("--output", default=None, help="output directory (default: <run.workdir>/real)")
+
+    p = command("init-model", "Train a tokenizer on a corpus and write a tiny LLaMA-architecture model.")
+    p.add_argument("--preset", default=None, help="model preset (default: model.init.preset)")
+    p.add_argument("--corpus", required=True, help="prepared dataset directory (output of `realm prepare`)")
+    p.add_argument("--output", required=True, help="directory for the Hugging Face model")
+
+    p = command("pipeline", "Run every stage in order, skipping those already complete.")
+    p.add_argument("--workdir", default=None, help="working directory (default: run.workdir)")
+    return parser
+
+
+def _split_overrides(args: argparse.Namespace) -> list[str]:
+    """``--input a b key.x=1`` puts the override into --input; move such items back."""
+    overrides = list(args.overrides)
+    if getattr(args, "input", None):
+        overrides += [item for item in args.input if _OVERRIDE.match(item)]
+        args.input = [item for item in args.input if not _OVERRIDE.match(item)] or None
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = _split_overrides(args)
+    if getattr(args, "preset", None):
+        overrides.append(f"model.init.preset={args.preset}")
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"realm {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+    from .data.inputs import InputError
+    from .data.prepare import PrepareError
+    from .models.loading import ModelNotFoundError
+
+    try:
+        if args.command == "prepare":
+            from .data import run_prepare
+            from .data.inputs import resolve_inputs
+            from .runtime import ensure_ray
+
+            resolve_inputs(args.input or config.prepare.inputs)  # fail before starting Ray
+            ensure_ray(config.ray)
+            run_prepare(config, args.input, args.output)
+        elif args.command == "init-model":
+            from .models import run_init_model
+
+            run_init_model(config, args.corpus, args.output)
+        elif args.command == "pipeline":
+            from .pipeline import run_pipeline
+
+            run_pipeline(config, args.workdir)
+    except (InputError, ModelNotFoundError) as exc:
+        print(f"realm {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except PrepareError as exc:
+        print(f"realm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""One pydantic schema for every stage: loaded from YAML, overridden with dotted ``key=value``.
+
+Every knob has a default and a one-line description. Unknown keys and bad values fail at
+start with a message naming the key. Secrets never live here: the config names the
+environment variable that holds one (for example ``model.hf_token_env``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .conversation import DEFAULT_ROLE_MAP, ROLES
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the offending key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    name: str = Field("realm", description="Run name, used for run directories and Ray Train runs.")
+    workdir: str = Field("runs/realm", description="Directory that holds every stage's output.")
+    seed: int = Field(0, description="Seed for splits, model initialisation and sampling.")
+
+
+class RayConfig(Section):
+    address: str | None = Field(None, description="Ray cluster address; null starts or joins a local one.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs for a new local Ray; null uses all.")
+
+
+class DedupConfig(Section):
+    exact: bool = Field(True, description="Drop conversations whose normalised text hash was seen before.")
+    near: bool = Field(True, description="Drop near duplicates found by MinHash LSH (first user turn and whole conversation).")
+    threshold: float = Field(0.85, gt=0, le=1, description="Estimated Jaccard similarity at which two texts are near duplicates.")
+    num_perm: int = Field(64, ge=16, le=512, description="MinHash permutations.")
+    shingle_words: int = Field(3, ge=1, description="Words per shingle for MinHash.")
+    min_first_turn_words: int = Field(
+        8, ge=1, description="First user turns shorter than this are not near-dedup keys (greetings repeat)."
+    )
+
+
+class SegmentConfig(Section):
+    max_tokens: int = Field(2048, ge=16, description="Longest segment, in tokens of the target tokenizer.")
+    tokenizer: str | None = Field(
+        None,
+        description="Target tokenizer (hub id or local path); null counts tokens with a word/punctuation "
+        "approximation (used by the tiny default, whose tokenizer is trained after prepare).",
+    )
+    overhead_tokens: int = Field(4, ge=0, description="Chat-template tokens added per message.")
+
+
+class PrepareConfig(Section):
+    inputs: list[str] = Field(default_factory=list, description="ShareGPT files or globs (JSON array or JSONL; local or fsspec URL).")
+    num_workers: int = Field(2, ge=1, description="Concurrent Ray Data tasks per stage.")
+    batch_size: int = Field(512, ge=1, description="Conversations per Ray Data batch.")
+    role_map: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ROLE_MAP),
+        description="ShareGPT speaker name (lower case) to role; unknown speakers are rejected.",
+    )
+    html_to_markdown: list[str] = Field(
+        default_factory=lambda: ["assistant"],
+        description="Roles whose HTML is converted to markdown (ShareGPT exports hold the assistant's as HTML).",
+    )
+    normalize_whitespace: bool = Field(True, description="Unify newlines, strip trailing spaces, collapse blank lines.")
+    merge_consecutive: bool = Field(True, description="Merge consecutive messages of the same role.")
+    drop_leading_assistant: bool = Field(True, description="Drop assistant turns before the first user turn.")
+    min_turns: int = Field(1, ge=1, description="Fewest user turns a conversation must have.")
+    min_chars: int = Field(16, ge=0, description="Fewest characters of content a conversation must have.")
+    blocklist: list[str] = Field(default_factory=list, description="Phrases (case-insensitive) whose conversations are dropped.")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], description="ISO 639-1 codes to keep (py3langid); empty keeps all."
+    )
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="Exact and near-duplicate removal.")
+    segment: SegmentConfig = Field(default_factory=SegmentConfig, description="Splitting of long conversations.")
+    eval_fraction: float = Field(0.05, ge=0, lt=1, description="Share of conversations (by id hash) in the eval split.")
+    max_invalid_fraction: float = Field(
+        0.25, ge=0, le=1, description="Exit non-zero when more than this share of input records is malformed."
+    )
+
+    @field_validator("role_map")
+    @classmethod
+    def _roles_known(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = {k: v for k, v in value.items() if v not in ROLES}
+        if bad:
+            raise ValueError(f"roles must be one of {ROLES}, got {bad}")
+        return {k.lower(): v for k, v in value.items()}
+
+    @field_validator("html_to_markdown")
+    @classmethod
+    def _html_roles_known(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if r not in ROLES]
+        if bad:
+            raise ValueError(f"roles must be among {ROLES}, got {bad}")
+        return value
+
+
+class ModelInitConfig(Section):
+    preset: Literal["tiny"] = Field("tiny", description="Architecture preset of `realm init-model`.")
+    vocab_size: int = Field(4096, ge=300, description="Byte-level BPE vocabulary size (special tokens included).")
+    hidden_size: int = Field(128, ge=8, description="Hidden size of the LLaMA-architecture model.")
+    intermediate_size: int = Field(344, ge=8, description="MLP size.")
+    num_hidden_layers: int = Field(2, ge=1, description="Transformer layers.")
+    num_attention_heads: int = Field(4, ge=1, description="Attention heads.")
+    num_key_value_heads: int = Field(2, ge=1, description="Key/value heads (grouped-query attention).")
+    max_position_embeddings: int = Field(2048, ge=64, description="Longest sequence the model accepts.")
+
+
+class ModelConfig(Section):
+    base: str | None = Field(
+        None, description="Base model: a hub id or local path. null builds the tiny model with `realm init-model`."
+    )
+    init: ModelInitConfig = Field(default_factory=ModelInitConfig, description="Tiny model factory settings.")
+    hf_token_env: str = Field("HF_TOKEN", description="Environment variable holding a hub token (never written to disk).")
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub.")
+
+
+class TrainConfig(Section):
+    max_length: int = Field(2048, ge=16, description="Longest training sequence in tokens.")
+    learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
+    num_epochs: float = Field(3, gt=0, description="Passes over the training set.")
+    effective_batch_size: int = Field(128, ge=1, description="Sequences per optimizer step over all workers.")
+    per_device_batch_size: int = Field(4, ge=1, description="Sequences per worker per micro-step.")
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
+        "cosine", description="Learning-rate schedule."
+    )
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    zero_stage: int = Field(3, description="DeepSpeed ZeRO stage: 0, 2 or 3.")
+    bf16: bool = Field(True, description="Train in bfloat16.")
+    num_workers: int = Field(8, ge=1, description="Ray Train workers.")
+    use_gpu: bool = Field(True, description="One GPU per worker.")
+
+    @field_validator("zero_stage")
+    @classmethod
+    def _zero_stage(cls, value: int) -> int:
+        if value not in (0, 2, 3):
+            raise ValueError(f"ZeRO stage must be 0, 2 or 3, got {value}")
+        return value
+
+
+class PipelineConfig(Section):
+    """The whole pipeline's config; each stage reads its own section."""
+
+    run: RunConfig = Field(default_factory=RunConfig, description="Run name, working directory, seed.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="How to reach Ray.")
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="`realm prepare`: ShareGPT to cleaned conversations.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Base model and the tiny model factory.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Supervised fine-tuning.")
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the resolved config."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"invalid override {dotted!r}: {'.'.join(parts[: i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``a.b=value`` to ``("a.b", value)``; the value is read as YAML (numbers, lists, null)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"invalid override {text!r}: expected key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> PipelineConfig:
+    """Read a YAML config (or the defaults), apply ``key=value`` overrides, validate."""
+    tree: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config {path} must be a mapping at the top level")
+    for item in overrides:
+        _set_dotted(tree, *parse_override(item))
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def write_run_config(config: PipelineConfig, directory: str | Path) -> str:
+    """Write the resolved config and its fingerprint into a run directory; returns the fingerprint."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fingerprint = config.fingerprint()
+    text = f"# fingerprint: {fingerprint}\n" + yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    (directory / "resolved_config.yaml").write_text(text)
+    (directory / "fingerprint").write_text(fingerprint + "\n")
+    return fingerprint

@@ -1,0 +1,83 @@
+"""Split long conversations at turn boundaries, and assign the train/eval split."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from ..config import SegmentConfig
+from ..conversation import SYSTEM, USER, RecordError, make_record
+
+_APPROX_TOKEN = re.compile(r"\w{1,4}|[^\w\s]")
+
+
+def approximate_token_count(text: str) -> int:
+    """Rough count for when no target tokenizer is configured: short word pieces and punctuation."""
+    return len(_APPROX_TOKEN.findall(text))
+
+
+@lru_cache(maxsize=4)
+def token_counter(tokenizer_name: str | None) -> Callable[[str], int]:
+    """Count content tokens with the target tokenizer, or the approximation when there is none."""
+    if tokenizer_name is None:
+        return approximate_token_count
+    from ..models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_name)
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def segment(record: dict, cfg: SegmentConfig, count: Callable[[str], int]) -> tuple[list[dict], int]:
+    """Cut ``record`` into segments of at most ``cfg.max_tokens`` tokens.
+
+    Each segment starts with a user turn, repeats the system prompt, and holds whole exchanges
+    (a user turn and its answer). ``meta.ended_naturally`` is true only on the last segment.
+    An exchange that alone exceeds the budget cannot be cut at a turn boundary: it is dropped and
+    counted (the second return value); the conversation continues in a new segment after it.
+    Raises ``RecordError`` when nothing fits.
+    """
+    messages = record["messages"]
+    system = [m for m in messages[:1] if m["role"] == SYSTEM]
+    budget = cfg.max_tokens - sum(count(m["content"]) + cfg.overhead_tokens for m in system)
+    body = messages[len(system) :]
+    exchanges = [body[i : i + 2] for i in range(0, len(body), 2)]  # starts with user, alternates
+
+    chunks: list[list[dict]] = [[]]
+    used, dropped = 0, 0
+    for exchange in exchanges:
+        size = sum(count(m["content"]) + cfg.overhead_tokens for m in exchange)
+        if size > budget:
+            dropped += 1
+            if chunks[-1]:
+                chunks.append([])
+            used = 0
+            continue
+        if used + size > budget and chunks[-1]:
+            chunks.append([])
+            used = 0
+        chunks[-1].extend(exchange)
+        used += size
+    chunks = [c for c in chunks if c]
+    if not chunks:
+        raise RecordError("exchange_over_max_tokens", f"every exchange exceeds {cfg.max_tokens} tokens")
+    last_kept = chunks[-1][-1] is body[-1]
+    out = []
+    for i, chunk in enumerate(chunks):
+        assert chunk[0]["role"] == USER
+        rid = record["id"] if len(chunks) == 1 else f"{record['id']}#{i}"
+        meta = {
+            **record["meta"],
+            "segment": i,
+            "num_segments": len(chunks),
+            "ended_naturally": last_kept and i == len(chunks) - 1,
+        }
+        out.append(make_record(rid, system + chunk, meta))
+    return out, dropped
+
+
+def split_of(conversation_id: str, eval_fraction: float, seed: int = 0) -> str:
+    """Deterministic ``train``/``eval`` split by a hash of the conversation id (segments stay together)."""
+    digest = hashlib.sha256(f"{seed}:{conversation_id}".encode()).digest()
+    return "eval" if int.from_bytes(digest[:8], "big") / 2**64 < eval_fraction else "train"

@@ -1,0 +1,43 @@
+"""Load a model or tokenizer from a local directory or a hub id, through one code path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model reference that is neither a local directory nor a reachable hub id."""
+
+
+def _source(name_or_path: str, token_env: str) -> dict:
+    """``from_pretrained`` keyword arguments for a local path or a hub id."""
+    looks_local = name_or_path.startswith((".", "/", "~")) or Path(name_or_path).exists()
+    if looks_local:
+        path = Path(name_or_path).expanduser()
+        if not (path / "config.json").is_file() and not (path / "tokenizer_config.json").is_file():
+            raise ModelNotFoundError(f"model path does not exist or is not a Hugging Face directory: {name_or_path}")
+        return {"pretrained_model_name_or_path": str(path), "local_files_only": True}
+    # A hub id; the token (if any) comes from the environment and is never stored.
+    return {"pretrained_model_name_or_path": name_or_path, "token": os.environ.get(token_env) or None}
+
+
+def _load(loader, name_or_path: str, token_env: str, **kwargs):
+    source = _source(name_or_path, token_env)
+    try:
+        return loader.from_pretrained(**source, **kwargs)
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"cannot load {name_or_path!r}: {exc}. Give a local directory, or a hub id with network access "
+            f"(and a token in ${token_env} for gated models)."
+        ) from None
+
+
+def load_tokenizer(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
+    return _load(AutoTokenizer, name_or_path, token_env, **kwargs)
+
+
+def load_model(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
+    return _load(AutoModelForCausalLM, name_or_path, token_env, **kwargs)

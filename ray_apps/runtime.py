@@ -1,0 +1,19 @@
+"""Joining Ray: one place that decides how a command connects to a cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+from .config import RayConfig
+
+
+def ensure_ray(cfg: RayConfig) -> None:
+    """Connect to ``cfg.address`` (or ``RAY_ADDRESS``), or start a local Ray; no-op if connected."""
+    if ray.is_initialized():
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    kwargs = {"address": address} if address else {"num_cpus": cfg.num_cpus}
+    ray.init(**kwargs, logging_level=logging.WARNING, log_to_driver=True)
