@@ -41,7 +41,7 @@ class DedupConfig(Section):
     exact: bool = Field(True, description="Drop conversations whose normalised text hash was seen before.")
     near: bool = Field(True, description="Drop near duplicates found by MinHash LSH (first user turn and whole conversation).")
     threshold: float = Field(0.85, gt=0, le=1, description="Estimated Jaccard similarity at which two texts are near duplicates.")
-    num_perm: int = Field(64, ge=16, le=512, description="MinHash permutations.")
+    num_perm: int = Field(128, ge=16, le=512, description="MinHash permutations.")
     shingle_words: int = Field(3, ge=1, description="Words per shingle for MinHash.")
     min_first_turn_words: int = Field(
         8, ge=1, description="First user turns shorter than this are not near-dedup keys (greetings repeat)."

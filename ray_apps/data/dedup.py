@@ -59,10 +59,12 @@ def find_duplicates(sketches: Iterable[dict], cfg: DedupConfig) -> dict[str, tup
     Ids must be unique too: a second record with an id already kept is a ``duplicate_id``.
     """
     scheme = MinHash(num_perm=cfg.num_perm, seed=_MINHASH_SEED).scheme
+    # LSH tuned against false negatives; its candidates are then checked against the threshold.
     indexes = {
-        "first_sig": MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm),
-        "whole_sig": MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm),
+        field: MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, weights=(0.1, 0.9))
+        for field in ("first_sig", "whole_sig")
     }
+    kept: dict[str, dict[str, LeanMinHash]] = {"first_sig": {}, "whole_sig": {}}
     reasons = {"first_sig": "near_duplicate_first_turn", "whole_sig": "near_duplicate_conversation"}
     seen_exact: dict[str, str] = {}
     seen_ids: set[str] = set()
@@ -81,7 +83,7 @@ def find_duplicates(sketches: Iterable[dict], cfg: DedupConfig) -> dict[str, tup
             if len(s[field]) == 0:
                 continue
             minhashes[field] = LeanMinHash(seed=_MINHASH_SEED, hashvalues=np.asarray(s[field]), scheme=scheme)
-            match = lsh.query(minhashes[field])
+            match = [m for m in lsh.query(minhashes[field]) if kept[field][m].jaccard(minhashes[field]) >= cfg.threshold]
             if match:
                 found = (reasons[field], f"of {min(match)}")
                 break
@@ -92,4 +94,5 @@ def find_duplicates(sketches: Iterable[dict], cfg: DedupConfig) -> dict[str, tup
         seen_exact.setdefault(s["exact"], rid)
         for field, minhash in minhashes.items():
             indexes[field].insert(rid, minhash, check_duplication=False)
+            kept[field][rid] = minhash
     return duplicates

@@ -156,13 +156,14 @@ def expand_batch(batch: dict) -> dict:
 
 
 # ---------------------------------------------------------------- driver
-def _read(groups) -> ray.data.Dataset:
+def _read(groups, batch_size: int) -> ray.data.Dataset:
     datasets = [
         ray.data.read_binary_files(files, include_paths=True, filesystem=fs)
         for files, fs in groups
     ]
     ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
-    return ds.flat_map(split_file)
+    # One file is one block; re-block the records so every worker gets batches of a big file.
+    return ds.flat_map(split_file).repartition(target_num_rows_per_block=batch_size)
 
 
 def _sketches_in_input_order(cleaned: ray.data.Dataset):
@@ -221,7 +222,7 @@ def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output:
     tasks = ray.data.TaskPoolStrategy(size=cfg.num_workers)
 
     cleaned = (
-        _read(groups)
+        _read(groups, cfg.batch_size)
         .map_batches(clean_batch, fn_kwargs={"cfg": cfg}, batch_size=cfg.batch_size, compute=tasks)
         .materialize()
     )

@@ -1,0 +1,34 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from ray_apps.cli import main
+
+from ..conftest import ROOT
+
+
+def test_bad_config_key_exits_2_naming_it(capsys):
+    assert main(["prepare", "--config", str(ROOT / "configs/tiny.yaml"), "prepare.min_turnz=2"]) == 2
+    assert "prepare.min_turnz: unknown key" in capsys.readouterr().err
+
+
+def test_override_after_input_is_still_an_override(capsys):
+    code = main(["prepare", "--input", "/no/such/file.jsonl", "prepare.dedup.threshold=7"])
+    assert code == 2 and "prepare.dedup.threshold" in capsys.readouterr().err
+
+
+def test_missing_input_fails_at_start(capsys, tmp_path):
+    assert main(["prepare", "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "out")]) == 2
+    assert "input not found" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["prepare", "--input", str(empty)]) == 2
+    assert "input is empty" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_realm_console_script_lists_the_commands():
+    realm = Path(sys.executable).parent / "realm"
+    out = subprocess.run([str(realm), "--help"], capture_output=True, text=True, check=True)
+    for command in ("prepare", "init-model", "pipeline"):
+        assert command in out.stdout

@@ -1,0 +1,69 @@
+import pytest
+import yaml
+
+from ray_apps.config import ConfigError, PipelineConfig, load_config, write_run_config
+
+from ..conftest import ROOT
+
+
+def test_shipped_configs_load():
+    tiny = load_config(ROOT / "configs" / "tiny.yaml")
+    paper = load_config(ROOT / "configs" / "llama2-7b.yaml")
+    assert tiny.model.base is None and tiny.train.use_gpu is False
+    t = paper.train
+    assert paper.model.base == "meta-llama/Llama-2-7b-hf"
+    assert (t.max_length, t.learning_rate, t.num_epochs, t.effective_batch_size) == (2048, 2e-5, 3, 128)
+    assert (t.lr_scheduler, t.warmup_ratio, t.zero_stage, t.bf16) == ("cosine", 0.03, 3, True)
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["prepare.min_turns=3", "prepare.languages=[en, fr]", "prepare.dedup.near=false"])
+    assert cfg.prepare.min_turns == 3 and cfg.prepare.languages == ["en", "fr"] and cfg.prepare.dedup.near is False
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("prepare.min_turn=2", "prepare.min_turn: unknown key"),
+        ("prepare.dedup.threshold=1.5", "prepare.dedup.threshold"),
+        ("train.zero_stage=1", "train.zero_stage"),
+        ("prepare.num_workers=two", "prepare.num_workers"),
+        ("prepare.role_map={narrator: bard}", "prepare.role_map"),
+        ("nosuchsection.x=1", "nosuchsection: unknown key"),
+    ],
+)
+def test_bad_keys_and_values_fail_naming_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert key in str(err.value)
+
+
+def test_unknown_key_in_yaml_names_it(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("prepare:\n  segment:\n    max_tokenz: 10\n")
+    with pytest.raises(ConfigError, match=r"prepare\.segment\.max_tokenz: unknown key"):
+        load_config(path)
+
+
+def test_malformed_override_and_missing_file():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["prepare.min_turns"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/config.yaml")
+
+
+def test_fingerprint_is_stable_and_tracks_changes():
+    a, b = PipelineConfig(), PipelineConfig()
+    assert a.fingerprint() == b.fingerprint()
+    assert load_config(None, ["run.seed=1"]).fingerprint() != a.fingerprint()
+
+
+def test_run_directory_gets_resolved_config_without_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value_123")
+    cfg = load_config(ROOT / "configs" / "llama2-7b.yaml")
+    fingerprint = write_run_config(cfg, tmp_path)
+    text = (tmp_path / "resolved_config.yaml").read_text()
+    assert (tmp_path / "fingerprint").read_text().strip() == fingerprint
+    assert "hf_secret_value_123" not in text
+    assert load_config(tmp_path / "resolved_config.yaml").fingerprint() == fingerprint
+    assert yaml.safe_load(text)["model"]["hf_token_env"] == "HF_TOKEN"

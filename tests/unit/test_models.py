@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from ray_apps.config import load_config
+from ray_apps.conversation import END_OF_CONVERSATION, swap_roles
+from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer, run_init_model
+
+from ..conftest import SAMPLE
+
+CONVERSATION = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "How do I remove duplicates from a list?"},
+    {"role": "assistant", "content": "Use `list(dict.fromkeys(items))` ✨."},
+    {"role": "user", "content": "Thanks!"},
+    {"role": "assistant", "content": "You're welcome."},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("corpus")
+    # A record-format JSONL corpus made from the sample's ShareGPT lines.
+    from ray_apps.conversation import parse_sharegpt, RecordError
+
+    with (corpus / "train.jsonl").open("w") as out:
+        for line in (SAMPLE / "sharegpt_sample.jsonl").read_text(errors="replace").splitlines():
+            try:
+                out.write(json.dumps(parse_sharegpt(line)) + "\n")
+            except RecordError:
+                pass
+    cfg = load_config(None, ["model.init.vocab_size=600", "model.init.max_position_embeddings=256"])
+    return run_init_model(cfg, corpus, tmp_path_factory.mktemp("model"))
+
+
+def test_tiny_model_is_a_plain_hugging_face_directory(tiny_model_dir):
+    names = {p.name for p in tiny_model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+    model = load_model(str(tiny_model_dir))
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    assert model.config.model_type == "llama" and model.config.vocab_size == len(tokenizer) <= 600
+    ids = tokenizer.apply_chat_template(CONVERSATION, add_generation_prompt=False, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        logits = model(**ids).logits
+    assert logits.shape == (1, ids["input_ids"].shape[1], len(tokenizer))
+
+
+def test_special_tokens_are_single_tokens(tiny_model_dir):
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    for token in (END_OF_CONVERSATION, "<|user|>", "<|assistant|>", "<|system|>", tokenizer.eos_token):
+        assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1, token
+    text = "naïve “quotes” 😊"
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text  # byte-level: no <unk>
+
+
+@pytest.mark.parametrize("view", ["assistant", "user"])
+def test_generation_blocks_mask_exactly_the_trainable_turns(tiny_model_dir, view):
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    messages = CONVERSATION if view == "assistant" else swap_roles(CONVERSATION, end_marker=True)
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    trained = tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
+    expected = "".join(m["content"] + tokenizer.eos_token for m in messages if m["role"] == "assistant")
+    assert trained == expected
+
+
+def test_missing_local_model_fails_with_a_clear_message(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_model(str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelNotFoundError, match="cannot load 'no-such-org/no-such-model'"):
+        load_tokenizer("no-such-org/no-such-model")  # a hub id, offline in tests
