@@ -121,7 +121,8 @@ def clean_record(src: dict, cfg: PrepareConfig) -> dict:
 
 def clean_batch(batch: dict, cfg: PrepareConfig) -> dict:
     rows = [clean_record(dict(zip(batch, values)), cfg) for values in zip(*batch.values())]
-    return {k: [r[k] for r in rows] for k in rows[0]} if rows else batch
+    columns = rows[0].keys() if rows else _row({"source": "", "line": 0}).keys()
+    return {k: [r[k] for r in rows] for k in columns}
 
 
 # ---------------------------------------------------------------- stage 4: segment and split

@@ -1,0 +1,28 @@
+# Set-up and entry points. Each target creates .venv and installs what it needs.
+VENV    ?= .venv
+PYTHON  ?= python3
+# torch is installed first and pinned: an unpinned one (or one pulled in by another package)
+# may fetch a CUDA build of several GB. Pass extra pip options (an index) in TORCH_PIP_ARGS.
+TORCH   ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+STAMP   := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
+	$(VENV)/bin/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)   ## the whole pipeline on the embedded tiny default (offline, CPU)
+	$(VENV)/bin/realm pipeline --config configs/tiny.yaml
+
+test: $(STAMP)   ## unit and integration tests on a real local Ray
+	$(VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning
+
+bench: $(STAMP)  ## prepare throughput with 1 and 2 Ray Data workers
+	$(VENV)/bin/python bench/prepare.py
+
+clean:
+	rm -rf runs bench/results
