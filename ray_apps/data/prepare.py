@@ -198,15 +198,15 @@ def _write_rejects(path: Path, *datasets: ray.data.Dataset) -> None:
 
 
 def _print_table(summary: dict) -> None:
-    lines = [f"{'prepare':<34}{'count':>10}", "-" * 44]
-    lines.append(f"{'input records':<34}{summary['input_records']:>10}")
+    lines = [f"{'prepare':<40}{'count':>10}", "-" * 50]
+    lines.append(f"{'input records':<40}{summary['input_records']:>10}")
     for reason, n in sorted(summary["rejected"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"{'  rejected: ' + reason:<34}{n:>10}")
+        lines.append(f"{'  rejected: ' + reason:<40}{n:>10}")
     for fix, n in sorted(summary["fixes"].items()):
-        lines.append(f"{'  fixed: ' + fix:<34}{n:>10}")
-    lines.append(f"{'conversations kept':<34}{summary['conversations_kept']:>10}")
+        lines.append(f"{'  fixed: ' + fix:<40}{n:>10}")
+    lines.append(f"{'conversations kept':<40}{summary['conversations_kept']:>10}")
     for split, n in summary["segments"].items():
-        lines.append(f"{'segments ' + split:<34}{n:>10}")
+        lines.append(f"{'segments ' + split:<40}{n:>10}")
     print("\n".join(lines), flush=True)
 
 
