@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", required=True, help="prepared dataset directory (output of `realm prepare`)")
     p.add_argument("--output", required=True, help="directory for the Hugging Face model")
 
+    p = command("train", "Fine-tune UserGPT (--role user) or an assistant (--role assistant) on Ray Train + DeepSpeed.")
+    p.add_argument("--role", choices=["user", "assistant"], required=True, help="user: role-swapped view (UserGPT); assistant: normal view")
+
     p = command("pipeline", "Run every stage in order, skipping those already complete.")
     p.add_argument("--workdir", default=None, help="working directory (default: run.workdir)")
     return parser
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data.inputs import InputError
     from .data.prepare import PrepareError
     from .models.loading import ModelNotFoundError
+    from .train.run import TrainError
 
     try:
         if args.command == "prepare":
@@ -72,11 +76,17 @@ def main(argv: list[str] | None = None) -> int:
             from .models import run_init_model
 
             run_init_model(config, args.corpus, args.output)
+        elif args.command == "train":
+            from .runtime import ensure_ray
+            from .train import run_train
+
+            ensure_ray(config.ray)
+            run_train(config, args.role)
         elif args.command == "pipeline":
             from .pipeline import run_pipeline
 
             run_pipeline(config, args.workdir)
-    except (InputError, ModelNotFoundError) as exc:
+    except (InputError, ModelNotFoundError, TrainError) as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
         return 2
     except PrepareError as exc:

@@ -202,3 +202,22 @@ def swap_roles(messages: list[Mapping[str, str]], *, end_marker: bool = False) -
         # In the swapped view the simulated user speaks as the assistant role.
         swapped.append(message(ASSISTANT, END_OF_CONVERSATION))
     return swapped
+
+
+#: The user simulator's default system prompt (its persona); the original one belongs to the assistant.
+SIMULATOR_SYSTEM_PROMPT = (
+    "You are a human user chatting with an AI assistant. Ask what you want to know, follow up on the "
+    "answers the way people do, and end the conversation when you are done."
+)
+
+
+def simulator_view(
+    messages: list[Mapping[str, str]], *, system_prompt: str = SIMULATOR_SYSTEM_PROMPT, end_marker: bool = False
+) -> list[dict[str, str]]:
+    """What the user simulator sees: its own system prompt, then the role-swapped turns.
+
+    Its first question is a completion of ``[system]`` alone; every later user turn is a chat
+    completion of this view of the conversation so far.
+    """
+    turns = [m for m in messages if m["role"] != SYSTEM]
+    return [message(SYSTEM, system_prompt), *swap_roles(turns, end_marker=end_marker)]

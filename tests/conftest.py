@@ -28,3 +28,30 @@ def tiny_config():
     from ray_apps.config import load_config
 
     return load_config(ROOT / "configs" / "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(ray_session, tmp_path_factory):
+    """The sample corpus through `realm prepare` (tiny config)."""
+    from ray_apps.config import load_config
+    from ray_apps.data import run_prepare
+
+    out = tmp_path_factory.mktemp("prepared-sample")
+    run_prepare(load_config(ROOT / "configs" / "tiny.yaml"), [str(SAMPLE)], str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(prepared_sample, tmp_path_factory):
+    """The tiny base model, its tokenizer trained on the prepared sample."""
+    from ray_apps.config import load_config
+    from ray_apps.models import run_init_model
+
+    return run_init_model(load_config(ROOT / "configs" / "tiny.yaml"), prepared_sample, tmp_path_factory.mktemp("tiny-model"))
+
+
+def prepared_records(directory, split: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    files = sorted((directory / "parquet" / split).glob("*.parquet"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -41,3 +41,7 @@ def load_tokenizer(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
 
 def load_model(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
     return _load(AutoModelForCausalLM, name_or_path, token_env, **kwargs)
+
+
+def load_model_config(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
+    return _load(AutoConfig, name_or_path, token_env, **kwargs)

@@ -101,3 +101,12 @@ def test_end_marker_is_a_final_simulated_user_turn():
     swapped = swap_roles(from_sharegpt(SHAREGPT)["messages"], end_marker=True)
     assert swapped[-1] == {"role": "assistant", "content": END_OF_CONVERSATION}
     assert swapped[-2]["role"] == "user"  # the assistant's last answer, seen from the simulator
+
+
+def test_simulator_view_has_its_own_system_prompt_and_swapped_turns():
+    from ray_apps.conversation import simulator_view
+
+    view = simulator_view(from_sharegpt(SHAREGPT)["messages"], system_prompt="You are a user.", end_marker=True)
+    assert view[0] == {"role": "system", "content": "You are a user."}
+    assert [m["role"] for m in view[1:]] == ["assistant", "user", "assistant", "user", "assistant"]
+    assert view[1]["content"] == "What is 2+2?" and view[-1]["content"] == END_OF_CONVERSATION

@@ -1,0 +1,69 @@
+"""Trainer callbacks: progress users can watch (logs, Ray metrics) and a test-only failure."""
+
+from __future__ import annotations
+
+import time
+
+from transformers import TrainerCallback
+
+from .sft import TokenCounter
+
+
+class ProgressCallback(TrainerCallback):
+    """Adds tokens/s, packing efficiency and ETA to every log; prints a line; sets Ray gauges."""
+
+    def __init__(self, counter: TokenCounter, role: str):
+        self.counter = counter
+        self.role = role
+        self.gauges = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started, self.start_step = time.time(), state.global_step
+        self.counted_from = self.counter.real
+
+    def _gauges(self):
+        if self.gauges is None:
+            from ray.util.metrics import Gauge
+
+            names = ("step", "loss", "learning_rate", "tokens_per_second", "packing_efficiency", "eta_seconds")
+            self.gauges = {
+                n: Gauge(f"realm_train_{n}", description=f"Training {n.replace('_', ' ')}", tag_keys=("role",))
+                for n in names
+            }
+        return self.gauges
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or "loss" not in logs:
+            return
+        elapsed = max(time.time() - self.started, 1e-9)
+        steps = max(state.global_step - self.start_step, 1)
+        extra = {
+            "tokens_per_second": round((self.counter.real - self.counted_from) / elapsed, 1),
+            "packing_efficiency": round(self.counter.efficiency, 4),
+            "eta_seconds": round((state.max_steps - state.global_step) * elapsed / steps, 1),
+        }
+        logs.update(extra)
+        if state.log_history:
+            state.log_history[-1].update(extra)
+        if not state.is_world_process_zero:
+            return
+        print(
+            f"[train {self.role}] step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f} "
+            f"lr {logs.get('learning_rate', 0):.2e} tokens/s {extra['tokens_per_second']:.0f} "
+            f"packing {extra['packing_efficiency']:.3f} eta {extra['eta_seconds']:.0f}s",
+            flush=True,
+        )
+        values = {"step": state.global_step, "loss": logs["loss"], "learning_rate": logs.get("learning_rate", 0), **extra}
+        for name, gauge in self._gauges().items():
+            gauge.set(float(values[name]), tags={"role": self.role})
+
+
+class FailOnce(TrainerCallback):
+    """Testing only (``train.fail_at_step``): raise at a step of a run that did not resume."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError(f"train.fail_at_step={self.step}: failing on purpose to exercise recovery")

@@ -1,0 +1,33 @@
+"""The final model as a plain Hugging Face directory (safetensors, tokenizer, chat template)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..config import TrainConfig
+from ..models.loading import load_model
+
+MODEL_DIR = "model"
+FINAL_MARKER = "FINAL.json"
+
+
+def save_final_model(trainer, tokenizer, out: Path, base_model: str, cfg: TrainConfig, rank: int, token_env: str) -> None:
+    """Every rank must call this (ZeRO-3 gathers the weights); rank 0 writes ``out``.
+
+    With LoRA the adapter is merged into the base weights, so the result loads without peft.
+    """
+    target = Path(tempfile.mkdtemp(prefix="realm-adapter-")) if cfg.lora.enabled else out
+    trainer.save_model(str(target))
+    if rank != 0:
+        return
+    if cfg.lora.enabled:
+        from peft import PeftModel
+
+        merged = PeftModel.from_pretrained(load_model(base_model, token_env), str(target)).merge_and_unload()
+        merged.save_pretrained(out, safe_serialization=True)
+        shutil.rmtree(target, ignore_errors=True)
+    tokenizer.save_pretrained(out)
+    for stale in ("training_args.bin",):
+        (out / stale).unlink(missing_ok=True)

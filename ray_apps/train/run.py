@@ -1,0 +1,108 @@
+"""`realm train`: a Ray Train TorchTrainer whose workers run TRL's SFTTrainer with DeepSpeed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import ray.data
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from ..config import PipelineConfig, write_run_config
+from ..models.loading import load_model_config
+from .export import FINAL_MARKER, MODEL_DIR
+from .sft import accumulation_steps
+from .views import Role
+
+OUTPUT_NAMES = {"user": "usergpt", "assistant": "baseline"}
+
+
+class TrainError(ValueError):
+    """A training run that cannot start; the message names the problem."""
+
+
+def _paths(config: PipelineConfig, role: Role) -> dict[str, str]:
+    cfg, root = config.train, Path(config.run.workdir)
+    base = cfg.base_model or config.model.base or str(root / "models" / "base")
+    storage = cfg.storage_path or str((root / "ray_train").resolve())
+    return {
+        "data": cfg.data or str(root / "real"),
+        "model": str(Path(base).resolve()) if Path(base).exists() else base,
+        "output": cfg.output or str(root / "models" / OUTPUT_NAMES[role]),
+        "storage": storage,
+    }
+
+
+def _read(data: str, split: str) -> ray.data.Dataset | None:
+    directory = Path(data) / "parquet" / split
+    files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+    return ray.data.read_parquet([str(f) for f in files]) if files else None
+
+
+def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None) -> None:
+    cfg = config.train
+    if train is None or train.count() == 0:
+        raise TrainError(f"empty dataset: no training conversations in {Path(paths['data']) / 'parquet' / 'train'} (run `realm prepare` first)")
+    positions = getattr(load_model_config(paths["model"], config.model.hf_token_env), "max_position_embeddings", None)
+    if positions is not None and cfg.max_length > positions:
+        raise TrainError(f"train.max_length={cfg.max_length} is larger than the model's {positions} positions ({paths['model']})")
+    try:
+        accumulation_steps(cfg, cfg.num_workers)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+
+
+def run_train(config: PipelineConfig, role: Role) -> dict:
+    """Train ``role`` ("user": UserGPT on the swapped view; "assistant": on the normal view).
+
+    Returns the final metrics, with ``output`` set to the exported Hugging Face directory.
+    """
+    cfg = config.train
+    paths = _paths(config, role)
+    train, evaluation = _read(paths["data"], "train"), _read(paths["data"], "eval")
+    _check(config, paths, train)
+    datasets = {"train": train, **({"eval": evaluation} if evaluation is not None else {})}
+    env = {} if cfg.use_gpu else {"DS_ACCELERATOR": "cpu"}
+    trainer = TorchTrainer(
+        train_loop_per_worker=_loop,
+        train_loop_config={
+            "train": cfg.model_dump(mode="json"),
+            "role": role,
+            "model_path": paths["model"],
+            "token_env": config.model.hf_token_env,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers,
+            use_gpu=cfg.use_gpu,
+            resources_per_worker={"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})},
+        ),
+        run_config=RunConfig(
+            name=f"{config.run.name}-{role}",
+            storage_path=paths["storage"],
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            worker_runtime_env={"env_vars": env},
+        ),
+        datasets=datasets,
+        # Every worker sees the whole split; the Hugging Face sampler shards it by rank.
+        dataset_config=DataConfig(datasets_to_split=[]),
+    )
+    result = trainer.fit()
+    output = Path(paths["output"])
+    with result.checkpoint.as_directory() as directory:
+        if not (Path(directory) / FINAL_MARKER).is_file():
+            raise TrainError(f"the last checkpoint of run {config.run.name}-{role} holds no final model")
+        shutil.rmtree(output, ignore_errors=True)
+        shutil.copytree(Path(directory) / MODEL_DIR, output)
+    write_run_config(config, output)
+    metrics = {**result.metrics, "output": str(output)}
+    print(f"[train {role}] done: step {metrics.get('step')}, eval loss {metrics.get('eval_loss_first')} -> "
+          f"{metrics.get('eval_loss_last')}; model -> {output}", flush=True)
+    return metrics
+
+
+def _loop(loop: dict) -> None:
+    from .worker import train_loop_per_worker  # imported in the worker, where DS_ACCELERATOR is set
+
+    train_loop_per_worker(loop)

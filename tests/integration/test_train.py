@@ -1,0 +1,122 @@
+"""`realm train` on Ray Train with 2 workers over gloo and real DeepSpeed (ZeRO-2 and ZeRO-3) on CPU."""
+
+import re
+
+import pytest
+import torch
+from ray.train import TrainingFailedError
+
+from ray_apps.config import ConfigError, load_config
+from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
+from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
+from ray_apps.train import TrainError, run_train
+
+from ..conftest import ROOT, prepared_records
+
+pytestmark = pytest.mark.integration
+
+REQUEST = re.compile(r"\?|^(can|could|how|what|why|is|does|do|should|please|tell|explain|thanks|thank|great|got it|perfect)\b", re.I)
+
+
+def _config(prepared, model, tmp_path, *overrides):
+    return load_config(
+        ROOT / "configs/tiny.yaml",
+        [
+            f"run.workdir={tmp_path}",
+            f"train.data={prepared}",
+            f"train.base_model={model}",
+            f"train.storage_path={tmp_path / 'storage'}",
+            "train.cpus_per_worker=0.5",  # 2 workers on 2 cores, with room left for Ray Data
+            *overrides,
+        ],
+    )
+
+
+def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sample, top_p=0.9 if sample else None)
+    return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
+
+
+@pytest.fixture(scope="module")
+def usergpt(prepared_sample, tiny_model_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("usergpt")
+    cfg = _config(prepared_sample, tiny_model_dir, tmp, "train.zero_stage=2", "train.num_epochs=8", "train.eval_steps=40", "train.save_steps=40")
+    return run_train(cfg, "user")
+
+
+def test_usergpt_on_zero2_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
+    assert usergpt["eval_loss_last"] < usergpt["eval_loss_first"] - 1.0
+    assert usergpt["packing_efficiency"] == 1.0  # padding-free packing processes no padding
+    model, tokenizer = load_model(usergpt["output"]), load_tokenizer(usergpt["output"])
+    assert tokenizer.chat_template and "{% generation %}" in tokenizer.chat_template
+    text = _generate(model, tokenizer, [{"role": "system", "content": "Be brief."}])
+    assert text.strip()
+
+
+def test_usergpt_asks_like_a_user_and_learns_when_to_stop(usergpt, prepared_sample, tiny_model_dir):
+    model, tokenizer = load_model(usergpt["output"]), load_tokenizer(usergpt["output"])
+    untrained = load_model(str(tiny_model_dir))
+    # Free mode: the first question is a completion of the simulator's system prompt alone.
+    opening = _generate(model, tokenizer, simulator_view([]), 40).split(tokenizer.eos_token)[0]
+    assert REQUEST.search(opening), opening
+
+    torch.manual_seed(0)
+    turns, ends, untrained_ends, finished = [], 0, 0, 0
+    for record in prepared_records(prepared_sample, "eval"):
+        view = simulator_view(record["messages"])  # held out: never trained on
+        first_answer = next(i for i, m in enumerate(view) if m["role"] == "user")
+        turns.append(_generate(model, tokenizer, view[: first_answer + 1], sample=True).split(tokenizer.eos_token)[0].strip())
+        if record["meta"]["ended_naturally"] and view[-1]["role"] == "user":
+            finished += 1
+            ends += _generate(model, tokenizer, view, 2).startswith(END_OF_CONVERSATION)
+            untrained_ends += _generate(untrained, tokenizer, view, 2).startswith(END_OF_CONVERSATION)
+    asked = [t for t in turns if t and not t.startswith(END_OF_CONVERSATION)]
+    assert len(asked) >= 5 and sum(bool(REQUEST.search(t)) for t in asked) >= 0.6 * len(asked), asked
+    assert finished >= 5 and ends > untrained_ends
+
+
+def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(prepared_sample, tiny_model_dir, tmp_path):
+    cfg = _config(
+        prepared_sample, tiny_model_dir, tmp_path,
+        "train.zero_stage=3", "train.max_steps=6", "train.save_steps=3", "train.eval_steps=3",
+        "train.fail_at_step=4", "train.max_failures=1",
+    )
+    metrics = run_train(cfg, "assistant")
+    assert metrics["resumed_from_step"] == 3 and metrics["step"] == 6
+    assert metrics["eval_loss_last"] < metrics["eval_loss_first"]
+    model, tokenizer = load_model(metrics["output"]), load_tokenizer(metrics["output"])
+    assert _generate(model, tokenizer, [{"role": "user", "content": "How do I dedupe a list?"}]).strip()
+
+
+def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared_sample, tiny_model_dir, tmp_path):
+    common = ["train.zero_stage=2", "train.max_steps=4", "train.save_steps=2", "train.eval_steps=2",
+              "train.lora.enabled=true", "train.lora.r=8", "train.learning_rate=5e-3"]
+    failing = _config(prepared_sample, tiny_model_dir, tmp_path, *common, "train.fail_at_step=3", "train.max_failures=0")
+    with pytest.raises(TrainingFailedError):
+        run_train(failing, "assistant")
+    again = _config(prepared_sample, tiny_model_dir, tmp_path, *common)  # same run name and storage path
+    metrics = run_train(again, "assistant")
+    assert metrics["resumed_from_step"] == 2 and metrics["step"] == 4
+    exported = load_model(metrics["output"])
+    assert not any("lora" in name for name, _ in exported.named_parameters())
+    base = load_model(str(tiny_model_dir))
+    changed = [n for (n, p), (_, q) in zip(exported.named_parameters(), base.named_parameters()) if not torch.equal(p, q)]
+    assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
+    assert run_train(again, "assistant")["step"] == 4  # a finished run is not trained again
+
+
+def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model_dir, tmp_path, ray_session):
+    empty = tmp_path / "empty"
+    (empty / "parquet" / "train").mkdir(parents=True)
+    with pytest.raises(TrainError, match="empty dataset"):
+        run_train(_config(empty, tiny_model_dir, tmp_path), "user")
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        run_train(_config(prepared_sample, tmp_path / "no-model", tmp_path), "user")
+    with pytest.raises(TrainError, match="train.max_length=4096 is larger than the model's 1024 positions"):
+        run_train(_config(prepared_sample, tiny_model_dir, tmp_path, "train.max_length=4096"), "user")
+    with pytest.raises(TrainError, match="train.effective_batch_size"):
+        run_train(_config(prepared_sample, tiny_model_dir, tmp_path, "train.effective_batch_size=6"), "user")
+    with pytest.raises(ConfigError, match="train.zero_stage"):
+        _config(prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=1")
