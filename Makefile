@@ -18,11 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)   ## the whole pipeline on the embedded tiny default (offline, CPU)
 	$(VENV)/bin/realm pipeline --config configs/tiny.yaml
 
-test: $(STAMP)   ## unit and integration tests on a real local Ray
+test: $(STAMP)   ## unit and integration tests on a real local Ray (and real DeepSpeed on CPU)
+	@# a DeepSpeed op build killed half-way leaves a lock that hangs the next start
+	@find $(HOME)/.cache/torch_extensions -name lock -mmin +30 -delete 2>/dev/null || true
 	$(VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning
 
-bench: $(STAMP)  ## prepare throughput with 1 and 2 Ray Data workers
+bench: $(STAMP)  ## prepare and training throughput benchmarks
 	$(VENV)/bin/python bench/prepare.py
+	$(VENV)/bin/python bench/train_throughput.py
 
 clean:
 	rm -rf runs bench/results
