@@ -58,8 +58,8 @@ def run(mode: str, model_dir: str, tokenizer, data, steps: int) -> dict:
         [
             f"train.packing={str(packed).lower()}",
             "train.max_length=1024",
-            f"train.per_device_batch_size={2 if packed else 8}",
-            f"train.effective_batch_size={2 if packed else 8}",
+            f"train.per_device_batch_size={1 if packed else 8}",
+            f"train.effective_batch_size={1 if packed else 8}",
             f"train.max_steps={steps}",
             "train.save_steps=100000",
             "train.logging_steps=100000",
