@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..config import TrainConfig
@@ -18,7 +17,7 @@ def save_final_model(trainer, tokenizer, out: Path, base_model: str, cfg: TrainC
 
     With LoRA the adapter is merged into the base weights, so the result loads without peft.
     """
-    target = Path(tempfile.mkdtemp(prefix="realm-adapter-")) if cfg.lora.enabled else out
+    target = out.parent / "adapter" if cfg.lora.enabled else out
     trainer.save_model(str(target))
     if rank != 0:
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -39,6 +40,15 @@ def _split(name: str, role: str, cfg: TrainConfig) -> datasets.Dataset | None:
 
 
 def train_loop_per_worker(loop: dict) -> None:
+    rank = ray.train.get_context().get_world_rank()
+    work = Path(tempfile.mkdtemp(prefix=f"realm-{loop['role']}-rank{rank}-"))  # checkpoints are in storage
+    try:
+        _train(loop, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _train(loop: dict, work: Path) -> None:
     cfg = TrainConfig.model_validate(loop["train"])
     role, model_path = loop["role"], loop["model_path"]
     context = ray.train.get_context()
@@ -47,7 +57,7 @@ def train_loop_per_worker(loop: dict) -> None:
     resume_from = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
-        local = checkpoint.to_directory(tempfile.mkdtemp(prefix="realm-resume-"))
+        local = checkpoint.to_directory(str(work / "resume"))
         if (Path(local) / FINAL_MARKER).is_file():  # the run already finished: report it again, train nothing
             metrics = json.loads((Path(local) / FINAL_MARKER).read_text())
             ray.train.report(metrics, checkpoint=checkpoint if rank == 0 else None)
@@ -62,9 +72,8 @@ def train_loop_per_worker(loop: dict) -> None:
     tokenizer = load_tokenizer(model_path, loop["token_env"])
     train = _split("train", role, cfg)
     evaluation = _split("eval", role, cfg)
-    output_dir = tempfile.mkdtemp(prefix=f"realm-{role}-rank{rank}-")
     trainer, counter = build_trainer(
-        cfg, model_path, tokenizer, train, evaluation, output_dir, world_size=world, token_env=loop["token_env"]
+        cfg, model_path, tokenizer, train, evaluation, str(work / "output"), world_size=world, token_env=loop["token_env"]
     )
     trainer.add_callback(ProgressCallback(counter, role))
     trainer.add_callback(RayTrainReportCallback())
@@ -83,7 +92,7 @@ def train_loop_per_worker(loop: dict) -> None:
         "train_loss": next((log["train_loss"] for log in reversed(trainer.state.log_history) if "train_loss" in log), None),
         "packing_efficiency": round(counter.efficiency, 4),
     }
-    final = Path(tempfile.mkdtemp(prefix="realm-final-"))
+    final = work / "final"
     save_final_model(trainer, tokenizer, final / MODEL_DIR, model_path, cfg, rank, loop["token_env"])
     if rank == 0:
         (final / FINAL_MARKER).write_text(json.dumps(metrics))
