@@ -97,6 +97,13 @@ def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_ste
     assert _generate(model, tokenizer, [{"role": "user", "content": "How do I dedupe a list?"}]).strip()
 
 
+def test_usergpt_on_zero3_lowers_eval_loss(prepared_sample, tiny_model_dir, tmp_path):
+    cfg = _config(prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=3", "train.max_steps=6", "train.eval_steps=6")
+    metrics = run_train(cfg, "user")
+    assert metrics["step"] == 6 and metrics["eval_loss_last"] < metrics["eval_loss_first"]
+    assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
+
+
 def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared_sample, tiny_model_dir, tmp_path):
     common = ["train.zero_stage=2", "train.max_steps=4", "train.save_steps=2", "train.eval_steps=2",
               "train.lora.enabled=true", "train.lora.r=8", "train.learning_rate=5e-3"]
