@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
         return 2
 
+    from ray.train import TrainingFailedError
+
     from .data.inputs import InputError
     from .data.prepare import PrepareError
     from .models.loading import ModelNotFoundError
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except PrepareError as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except TrainingFailedError as exc:
+        print(f"realm {args.command}: training failed (resubmit the same command to resume): {exc}", file=sys.stderr)
         return 1
     return 0
 

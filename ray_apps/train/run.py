@@ -89,6 +89,8 @@ def run_train(config: PipelineConfig, role: Role) -> dict:
         dataset_config=DataConfig(datasets_to_split=[]),
     )
     result = trainer.fit()
+    if result.checkpoint is None:
+        raise TrainError(f"run {config.run.name}-{role} ended without a checkpoint")
     output = Path(paths["output"])
     with result.checkpoint.as_directory() as directory:
         if not (Path(directory) / FINAL_MARKER).is_file():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from ray.train import TrainingFailedError
 
+from ray_apps.cli import main
 from ray_apps.config import ConfigError, load_config
 from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
@@ -121,11 +122,14 @@ def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared
     assert run_train(again, "assistant")["step"] == 4  # a finished run is not trained again
 
 
-def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model_dir, tmp_path, ray_session):
+def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model_dir, tmp_path, ray_session, capsys):
     empty = tmp_path / "empty"
     (empty / "parquet" / "train").mkdir(parents=True)
     with pytest.raises(TrainError, match="empty dataset"):
         run_train(_config(empty, tiny_model_dir, tmp_path), "user")
+    code = main(["train", "--config", str(ROOT / "configs/tiny.yaml"), "--role", "user", f"train.data={empty}",
+                 f"train.base_model={tiny_model_dir}"])
+    assert code == 2 and "empty dataset" in capsys.readouterr().err
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         run_train(_config(prepared_sample, tmp_path / "no-model", tmp_path), "user")
     with pytest.raises(TrainError, match="train.max_length=4096 is larger than the model's 1024 positions"):
