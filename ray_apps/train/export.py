@@ -28,5 +28,4 @@ def save_final_model(trainer, tokenizer, out: Path, base_model: str, cfg: TrainC
         merged.save_pretrained(out, safe_serialization=True)
         shutil.rmtree(target, ignore_errors=True)
     tokenizer.save_pretrained(out)
-    for stale in ("training_args.bin",):
-        (out / stale).unlink(missing_ok=True)
+    (out / "training_args.bin").unlink(missing_ok=True)  # a pickle of trainer settings, not part of the model

@@ -19,7 +19,7 @@ OUTPUT_NAMES = {"user": "usergpt", "assistant": "baseline"}
 
 
 class TrainError(ValueError):
-    """A training run that cannot start; the message names the problem."""
+    """A training run that cannot start (or left no model); the message names the problem."""
 
 
 def _paths(config: PipelineConfig, role: Role) -> dict[str, str]:
