@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for the whole test session (never `ray stop`: it kills every local cluster)."""
+    """One local Ray for the whole test session; `ray.shutdown()` ends only the cluster it started."""
     import ray
 
     if not ray.is_initialized():

@@ -31,7 +31,7 @@ from ..conversation import RecordError, parse_sharegpt, printable, split_sharegp
 from . import clean
 from .dedup import find_duplicates, sketch
 from .inputs import resolve_inputs
-from .language import detect_language
+from .language import UNDETERMINED, detect_language
 from .segment import segment, split_of, token_counter
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def clean_record(src: dict, cfg: PrepareConfig) -> dict:
         clean.check_length(record, cfg)
         clean.check_blocklist(record, cfg.blocklist)
         language, confidence = detect_language("\n".join(m["content"] for m in record["messages"]))
-        if cfg.languages and language not in cfg.languages and language != "und":
+        if cfg.languages and language not in cfg.languages and language != UNDETERMINED:
             raise RecordError("language", f"{language} ({confidence})")
     except RecordError as err:
         return _row(src, id=record["id"], reason=err.reason, detail=err.detail, record=json.dumps(record, ensure_ascii=False))

@@ -32,7 +32,6 @@ def _config(prepared, model, tmp_path, *overrides):
             f"train.data={prepared}",
             f"train.base_model={model}",
             f"train.storage_path={tmp_path / 'storage'}",
-            "train.cpus_per_worker=0.5",  # 2 workers on 2 cores, with room left for Ray Data
             *overrides,
         ],
     )

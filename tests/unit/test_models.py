@@ -19,7 +19,7 @@ CONVERSATION = [
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
+def offline_model_dir(tmp_path_factory):
     corpus = tmp_path_factory.mktemp("corpus")
     # A record-format JSONL corpus made from the sample's ShareGPT lines.
     from ray_apps.conversation import parse_sharegpt, RecordError
@@ -34,11 +34,11 @@ def tiny_model_dir(tmp_path_factory):
     return run_init_model(cfg, corpus, tmp_path_factory.mktemp("model"))
 
 
-def test_tiny_model_is_a_plain_hugging_face_directory(tiny_model_dir):
-    names = {p.name for p in tiny_model_dir.iterdir()}
+def test_tiny_model_is_a_plain_hugging_face_directory(offline_model_dir):
+    names = {p.name for p in offline_model_dir.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
-    model = load_model(str(tiny_model_dir))
-    tokenizer = load_tokenizer(str(tiny_model_dir))
+    model = load_model(str(offline_model_dir))
+    tokenizer = load_tokenizer(str(offline_model_dir))
     assert model.config.model_type == "llama" and model.config.vocab_size == len(tokenizer) <= 600
     ids = tokenizer.apply_chat_template(CONVERSATION, add_generation_prompt=False, return_tensors="pt", return_dict=True)
     with torch.no_grad():
@@ -46,8 +46,8 @@ def test_tiny_model_is_a_plain_hugging_face_directory(tiny_model_dir):
     assert logits.shape == (1, ids["input_ids"].shape[1], len(tokenizer))
 
 
-def test_special_tokens_are_single_tokens(tiny_model_dir):
-    tokenizer = load_tokenizer(str(tiny_model_dir))
+def test_special_tokens_are_single_tokens(offline_model_dir):
+    tokenizer = load_tokenizer(str(offline_model_dir))
     for token in (END_OF_CONVERSATION, "<|user|>", "<|assistant|>", "<|system|>", tokenizer.eos_token):
         assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1, token
     text = "naïve “quotes” 😊"
@@ -55,8 +55,8 @@ def test_special_tokens_are_single_tokens(tiny_model_dir):
 
 
 @pytest.mark.parametrize("view", ["assistant", "user"])
-def test_generation_blocks_mask_exactly_the_trainable_turns(tiny_model_dir, view):
-    tokenizer = load_tokenizer(str(tiny_model_dir))
+def test_generation_blocks_mask_exactly_the_trainable_turns(offline_model_dir, view):
+    tokenizer = load_tokenizer(str(offline_model_dir))
     messages = CONVERSATION if view == "assistant" else swap_roles(CONVERSATION, end_marker=True)
     out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     trained = tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
