@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 from ..conversation import END_OF_CONVERSATION
@@ -42,13 +42,16 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
+    # The end marker is text the simulator writes, so it must survive decoding with
+    # skip_special_tokens (the default of vLLM and of our server): one token, but not a special one.
+    tokenizer.add_tokens([AddedToken(END_OF_CONVERSATION, special=False, normalized=False)])
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS,
         eos_token=EOS,
         pad_token=PAD,
         unk_token=UNK,
-        additional_special_tokens=[*ROLE_TOKENS, END_OF_CONVERSATION],
+        additional_special_tokens=ROLE_TOKENS,
     )
     wrapped.chat_template = CHAT_TEMPLATE
     return wrapped

@@ -1,0 +1,110 @@
+"""Build and run the serving application from the config: `hf` (our deployments) or `vllm` (ray.serve.llm)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+from pathlib import Path
+
+from ray import serve
+
+from ..config import ConfigError, PipelineConfig, ServedModelConfig, load_config
+
+
+def model_paths(config: PipelineConfig) -> list[tuple[ServedModelConfig, str]]:
+    """Each served model with its source: an absolute local directory (checked now) or a hub id."""
+    out = []
+    for i, model in enumerate(config.serve.models):
+        source = model.path or str(Path(config.run.workdir) / "models" / model.name)
+        local = Path(source).expanduser()
+        if model.path is None or source.startswith((".", "/", "~")) or local.exists():
+            if not (local / "config.json").is_file():
+                key = f"serve.models[{i}].path" + ("" if model.path else f" (default <workdir>/models/{model.name})")
+                raise ConfigError(f"{key}: no model at {local} (train it with `realm train`, or point path at a model)")
+            source = str(local.resolve())
+        out.append((model, source))
+    return out
+
+
+def build_app(config: PipelineConfig):
+    """The Serve application for ``config.serve``: one OpenAI-compatible API over every served model."""
+    cfg = config.serve
+    models = model_paths(config)
+    if cfg.engine == "vllm":
+        from .vllm import build_vllm_app
+
+        return build_vllm_app(models, cfg)
+
+    from .model_server import ModelServer
+    from .router import OpenAIRouter
+
+    api_key_sha256 = None
+    if cfg.api_key_env:
+        key = os.environ.get(cfg.api_key_env)
+        if not key:
+            raise ConfigError(f"serve.api_key_env: environment variable {cfg.api_key_env} is not set")
+        api_key_sha256 = hashlib.sha256(key.encode()).hexdigest()  # the key itself never leaves this process
+    servers = {}
+    for model, path in models:
+        servers[model.name] = ModelServer.options(
+            name=f"model-{model.name}",
+            ray_actor_options={"num_cpus": model.num_cpus, "num_gpus": model.num_gpus},
+            autoscaling_config={
+                "min_replicas": model.min_replicas,
+                "initial_replicas": max(1, model.min_replicas),
+                "max_replicas": model.max_replicas,
+                "target_ongoing_requests": model.target_ongoing_requests,
+            },
+            max_ongoing_requests=max(model.max_ongoing_requests, cfg.max_batch_size),
+            graceful_shutdown_timeout_s=cfg.graceful_shutdown_timeout_s,
+        ).bind(
+            model.name, path, dtype=cfg.dtype, max_batch_size=cfg.max_batch_size,
+            batch_wait_timeout_s=cfg.batch_wait_timeout_s, token_env=config.model.hf_token_env,
+            chunk_interval_s=cfg.stream_interval_s, num_cpus=model.num_cpus,
+        )  # fmt: skip
+    return OpenAIRouter.options(
+        name="router",
+        ray_actor_options={"num_cpus": cfg.router_num_cpus},
+        max_ongoing_requests=max(1000, 4 * sum(m.max_ongoing_requests * m.max_replicas for m, _ in models)),
+        graceful_shutdown_timeout_s=cfg.graceful_shutdown_timeout_s,
+    ).bind(
+        servers, {m.name: p for m, p in models}, max_model_len=cfg.max_model_len, max_n=cfg.max_n,
+        api_key_sha256=api_key_sha256, token_env=config.model.hf_token_env,
+    )  # fmt: skip
+
+
+def app_builder(args: dict):
+    """Entry point for `serve run` / `serve deploy` config files: ``args`` = {config, overrides}."""
+    return build_app(load_config(args.get("config"), args.get("overrides", [])))
+
+
+def base_url(config: PipelineConfig) -> str:
+    host = "127.0.0.1" if config.serve.host in ("0.0.0.0", "::") else config.serve.host
+    return f"http://{host}:{config.serve.port}{config.serve.route_prefix.rstrip('/')}/v1"
+
+
+def start_serve(config: PipelineConfig) -> str:
+    """Deploy the app on the connected Ray (Serve's HTTP proxy on serve.host:port); returns the base URL."""
+    app = build_app(config)
+    serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
+    serve.run(app, name=config.serve.app_name, route_prefix=config.serve.route_prefix, blocking=False)
+    return base_url(config)
+
+
+def run_serve(config: PipelineConfig, *, detach: bool = False) -> str:
+    """`realm serve`: deploy, print the endpoint, and serve until interrupted (then shut down gracefully)."""
+    url = start_serve(config)
+    names = ", ".join(m.name for m in config.serve.models)
+    print(f"[serve] {config.serve.app_name}: {names} at {url} (engine {config.serve.engine})", flush=True)
+    if detach:
+        return url
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print("[serve] serving; Ctrl-C stops", flush=True)
+    stop.wait()
+    print("[serve] stopping: finishing in-flight requests", flush=True)
+    serve.delete(config.serve.app_name)
+    return url

@@ -1,0 +1,125 @@
+"""One model as a Ray Serve deployment: every caller's request joins one continuously batched decode.
+
+Requests wait in a queue; a single decode loop admits them between steps (up to
+``max_batch_size`` sequences), runs the steps in a worker thread so the replica keeps accepting
+requests, and hands each caller its text as it becomes final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter as Tally
+from collections.abc import AsyncIterator
+
+import torch
+from ray import serve
+from ray.util import metrics
+
+from .engine import DecodeBatch, Delta, GenerationRequest, HFEngine
+
+logger = logging.getLogger("ray.serve")
+BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+@serve.deployment
+class ModelServer:
+    """Streams :class:`Delta` objects for one :class:`GenerationRequest` (call with ``handle.options(stream=True)``)."""
+
+    def __init__(self, name: str, path: str, *, dtype: str, max_batch_size: int, batch_wait_timeout_s: float,
+                 token_env: str, chunk_interval_s: float, num_cpus: float):  # fmt: skip
+        self.name = name
+        torch.set_num_threads(max(1, math.ceil(num_cpus)))  # Ray gives a fractional replica one thread; use what it reserved
+        self.engine = HFEngine(path, dtype=dtype, token_env=token_env)
+        self.max_batch_size, self.batch_wait_timeout_s, self.chunk_interval_s = max_batch_size, batch_wait_timeout_s, chunk_interval_s
+        self.waiting: asyncio.Queue | None = None  # (request, caller's queue), made on the replica's event loop
+        self.cancelled: set[asyncio.Queue] = set()
+        self.loop_task: asyncio.Task | None = None
+        self.batch_sizes: Tally[int] = Tally()  # decode steps by number of sequences decoded together
+        tags = {"model": name}
+        self.batch_size_metric = metrics.Histogram(
+            "realm_serve_batch_size", "Sequences decoded together per step.", BATCH_BOUNDARIES, tag_keys=("model",)
+        )
+        self.tokens_metric = metrics.Counter("realm_serve_generated_tokens", "Tokens generated.", tag_keys=("model",))
+        self.running_metric = metrics.Gauge("realm_serve_running_sequences", "Sequences being decoded.", tag_keys=("model",))
+        self.waiting_metric = metrics.Gauge("realm_serve_waiting_requests", "Requests waiting to join the batch.", tag_keys=("model",))
+        for metric in (self.batch_size_metric, self.tokens_metric, self.running_metric, self.waiting_metric):
+            metric.set_default_tags(tags)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """The completion of one request: deltas as text becomes final when ``request.stream``, else one delta."""
+        if self.loop_task is None or self.loop_task.done():
+            self.waiting = self.waiting or asyncio.Queue()
+            self.loop_task = asyncio.create_task(self._decode_loop())
+        deltas: asyncio.Queue = asyncio.Queue()
+        self.waiting.put_nowait((request, deltas))
+        text, tokens, finished = [], 0, False
+        try:
+            while not finished:
+                delta = await deltas.get()
+                if isinstance(delta, Exception):
+                    raise delta
+                text.append(delta.text)
+                tokens += delta.tokens
+                finished = delta.finish_reason is not None
+                if request.stream and (delta.text or finished):
+                    yield Delta("".join(text), tokens, delta.finish_reason)
+                    text, tokens = [], 0
+            if not request.stream:
+                yield Delta("".join(text), tokens, delta.finish_reason)
+        finally:
+            if not finished:  # the caller went away: stop decoding for it
+                self.cancelled.add(deltas)
+
+    def stats(self) -> dict:
+        """Decode steps by batch size, on this replica."""
+        return {"model": self.name, "batch_sizes": dict(self.batch_sizes)}
+
+    async def _decode_loop(self) -> None:
+        batch = DecodeBatch(self.engine)
+        while True:
+            if not len(batch):
+                joining = [await self.waiting.get()]
+                await asyncio.sleep(self.batch_wait_timeout_s)  # let a burst of callers arrive together
+            else:
+                joining = []
+            while len(batch) + len(joining) < self.max_batch_size and not self.waiting.empty():
+                joining.append(self.waiting.get_nowait())
+            joining = [(r, q) for r, q in joining if q not in self.cancelled]
+            self.running_metric.set(len(batch) + len(joining))
+            self.waiting_metric.set(self.waiting.qsize())
+            try:
+                results = await asyncio.to_thread(self._run_steps, batch, joining)
+            except Exception as exc:  # a failed step fails its requests, never the replica
+                logger.exception("%s: decode step failed", self.name)
+                for q in {*batch.keys, *(q for _, q in joining)}:
+                    q.put_nowait(exc)
+                batch = DecodeBatch(self.engine)
+                continue
+            for q, delta in results:
+                q.put_nowait(delta)
+            self.cancelled.intersection_update(batch.keys)
+
+    def _run_steps(self, batch: DecodeBatch, joining: list) -> list[tuple[asyncio.Queue, Delta]]:
+        """Admit ``joining``, then decode until a sequence finishes, a caller is waiting, or the chunk
+        interval passes; returns each sequence's text of those steps merged into one delta."""
+        if joining:
+            batch.add([r for r, _ in joining], [q for _, q in joining])
+        merged: dict[asyncio.Queue, Delta] = {}
+        deadline = time.perf_counter() + self.chunk_interval_s
+        while len(batch):
+            self.batch_sizes[len(batch)] += 1
+            self.batch_size_metric.observe(len(batch))
+            steps = batch.step(self.cancelled)
+            tokens = 0
+            for q, d in steps:
+                tokens += d.tokens
+                old = merged.get(q)
+                merged[q] = d if old is None else Delta(old.text + d.text, old.tokens + d.tokens, d.finish_reason)
+            if tokens:
+                self.tokens_metric.inc(tokens)
+            if any(d.finish_reason for _, d in steps) or not self.waiting.empty() or time.perf_counter() > deadline:
+                break
+        return list(merged.items())
