@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("train", "Fine-tune UserGPT (--role user) or an assistant (--role assistant) on Ray Train + DeepSpeed.")
     p.add_argument("--role", choices=["user", "assistant"], required=True, help="user: role-swapped view (UserGPT); assistant: normal view")
 
+    p = command("serve", "Serve models by name behind one OpenAI-compatible API on Ray Serve (Ctrl-C stops).")
+    p.add_argument("--detach", action="store_true", help="deploy and return; the app keeps running on a long-lived cluster")
+
     p = command("pipeline", "Run every stage in order, skipping those already complete.")
     p.add_argument("--workdir", default=None, help="working directory (default: run.workdir)")
     return parser
@@ -84,11 +87,18 @@ def main(argv: list[str] | None = None) -> int:
 
             ensure_ray(config.ray)
             run_train(config, args.role)
+        elif args.command == "serve":
+            from .runtime import ensure_ray
+            from .serve import model_paths, run_serve
+
+            model_paths(config)  # fail on a missing model before starting Ray
+            ensure_ray(config.ray)
+            run_serve(config, detach=args.detach)
         elif args.command == "pipeline":
             from .pipeline import run_pipeline
 
             run_pipeline(config, args.workdir)
-    except (InputError, ModelNotFoundError, TrainError) as exc:
+    except (ConfigError, InputError, ModelNotFoundError, TrainError) as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
         return 2
     except PrepareError as exc:

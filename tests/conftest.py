@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -9,6 +10,13 @@ SAMPLE = ROOT / "data" / "sample"
 sys.path.insert(0, str(SAMPLE))  # make_sample.generate, for corpora made in tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# A user-like turn: a question, or a turn that opens the way the human turns of the corpus do.
+REQUEST = re.compile(
+    r"\?|^(can|could|how|what|why|is|does|do|should|please|tell|explain|thanks|thank|great|got it|perfect"
+    r"|hi|hello|quick question|i need|i want|i'm|i have|i've|asking|my)\b",
+    re.I,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +29,26 @@ def ray_session():
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def offline_model_dir(tmp_path_factory):
+    """A tiny model built without Ray (vocabulary 600, 256 positions) for unit tests."""
+    import json
+
+    from ray_apps.config import load_config
+    from ray_apps.conversation import RecordError, parse_sharegpt
+    from ray_apps.models import run_init_model
+
+    corpus = tmp_path_factory.mktemp("corpus")
+    with (corpus / "train.jsonl").open("w") as out:  # a record-format corpus from the sample's ShareGPT lines
+        for line in (SAMPLE / "sharegpt_sample.jsonl").read_text(errors="replace").splitlines():
+            try:
+                out.write(json.dumps(parse_sharegpt(line)) + "\n")
+            except RecordError:
+                pass
+    cfg = load_config(None, ["model.init.vocab_size=600", "model.init.max_position_embeddings=256"])
+    return run_init_model(cfg, corpus, tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture
@@ -48,6 +76,32 @@ def tiny_model_dir(prepared_sample, tmp_path_factory):
     from ray_apps.models import run_init_model
 
     return run_init_model(load_config(ROOT / "configs" / "tiny.yaml"), prepared_sample, tmp_path_factory.mktemp("tiny-model"))
+
+
+def train_config(prepared, model, tmp_path, *overrides):
+    """The tiny config for a training run on ``prepared`` from ``model``, everything under ``tmp_path``."""
+    from ray_apps.config import load_config
+
+    return load_config(
+        ROOT / "configs/tiny.yaml",
+        [
+            f"run.workdir={tmp_path}",
+            f"train.data={prepared}",
+            f"train.base_model={model}",
+            f"train.storage_path={tmp_path / 'storage'}",
+            *overrides,
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def usergpt(prepared_sample, tiny_model_dir, tmp_path_factory):
+    """The tiny UserGPT: 8 epochs on the prepared sample, ZeRO-2 (trained once per test session)."""
+    from ray_apps.train import run_train
+
+    tmp = tmp_path_factory.mktemp("usergpt")
+    cfg = train_config(prepared_sample, tiny_model_dir, tmp, "train.zero_stage=2", "train.num_epochs=8", "train.eval_steps=40", "train.save_steps=40")
+    return run_train(cfg, "user")
 
 
 def prepared_records(directory, split: str) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections import Counter as Tally
 from collections.abc import AsyncIterator
@@ -74,8 +75,8 @@ class ModelServer:
                 self.cancelled.add(deltas)
 
     def stats(self) -> dict:
-        """Decode steps by batch size, on this replica."""
-        return {"model": self.name, "batch_sizes": dict(self.batch_sizes)}
+        """This replica's process id and its decode steps by batch size."""
+        return {"model": self.name, "pid": os.getpid(), "batch_sizes": dict(self.batch_sizes)}
 
     async def _decode_loop(self) -> None:
         batch = DecodeBatch(self.engine)

@@ -6,7 +6,7 @@ chosen; CPU installs never touch it.
 
 from __future__ import annotations
 
-from ..config import ServeConfig, ServedModelConfig
+from ..config import ConfigError, ServeConfig, ServedModelConfig
 
 
 def llm_config(model: ServedModelConfig, path: str, serve_cfg: ServeConfig) -> dict:
@@ -38,7 +38,7 @@ def build_vllm_app(models: list[tuple[ServedModelConfig, str]], serve_cfg: Serve
     try:
         from ray.serve.llm import LLMConfig, build_openai_app
     except ImportError as exc:
-        raise ImportError(
+        raise ConfigError(
             f"serve.engine=vllm needs vLLM and ray[llm]: pip install 'realm-on-ray[gpu]' ({exc}). "
             "On a machine without a GPU use serve.engine=hf."
         ) from None

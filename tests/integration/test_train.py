@@ -1,7 +1,5 @@
 """`realm train` on Ray Train with 2 workers over gloo and real DeepSpeed (ZeRO-2 and ZeRO-3) on CPU."""
 
-import re
-
 import pytest
 import torch
 from ray.train import TrainingFailedError
@@ -12,29 +10,10 @@ from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
 from ray_apps.train import TrainError, run_train
 
-from ..conftest import ROOT, prepared_records
+from ..conftest import REQUEST, ROOT, prepared_records, train_config
 
 pytestmark = pytest.mark.integration
 
-# A user-like turn: a question, or a turn that opens the way the human turns of the corpus do.
-REQUEST = re.compile(
-    r"\?|^(can|could|how|what|why|is|does|do|should|please|tell|explain|thanks|thank|great|got it|perfect"
-    r"|hi|hello|quick question|i need|i want|i'm|i have|i've|asking|my)\b",
-    re.I,
-)
-
-
-def _config(prepared, model, tmp_path, *overrides):
-    return load_config(
-        ROOT / "configs/tiny.yaml",
-        [
-            f"run.workdir={tmp_path}",
-            f"train.data={prepared}",
-            f"train.base_model={model}",
-            f"train.storage_path={tmp_path / 'storage'}",
-            *overrides,
-        ],
-    )
 
 
 def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
@@ -44,13 +23,6 @@ def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
             **inputs, max_new_tokens=max_new_tokens, do_sample=sample, top_p=0.9 if sample else None, no_repeat_ngram_size=3
         )
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
-
-
-@pytest.fixture(scope="module")
-def usergpt(prepared_sample, tiny_model_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("usergpt")
-    cfg = _config(prepared_sample, tiny_model_dir, tmp, "train.zero_stage=2", "train.num_epochs=8", "train.eval_steps=40", "train.save_steps=40")
-    return run_train(cfg, "user")
 
 
 def test_usergpt_on_zero2_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
@@ -85,7 +57,7 @@ def test_usergpt_asks_like_a_user_and_learns_when_to_stop(usergpt, prepared_samp
 
 
 def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(prepared_sample, tiny_model_dir, tmp_path):
-    cfg = _config(
+    cfg = train_config(
         prepared_sample, tiny_model_dir, tmp_path,
         "train.zero_stage=3", "train.max_steps=6", "train.save_steps=3", "train.eval_steps=3",
         "train.fail_at_step=4", "train.max_failures=1",
@@ -98,7 +70,7 @@ def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_ste
 
 
 def test_usergpt_on_zero3_lowers_eval_loss(prepared_sample, tiny_model_dir, tmp_path):
-    cfg = _config(prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=3", "train.max_steps=6", "train.eval_steps=6")
+    cfg = train_config(prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=3", "train.max_steps=6", "train.eval_steps=6")
     metrics = run_train(cfg, "user")
     assert metrics["step"] == 6 and metrics["eval_loss_last"] < metrics["eval_loss_first"]
     assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
@@ -107,10 +79,10 @@ def test_usergpt_on_zero3_lowers_eval_loss(prepared_sample, tiny_model_dir, tmp_
 def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared_sample, tiny_model_dir, tmp_path):
     common = ["train.zero_stage=2", "train.max_steps=4", "train.save_steps=2", "train.eval_steps=2",
               "train.lora.enabled=true", "train.lora.r=8", "train.learning_rate=5e-3"]
-    failing = _config(prepared_sample, tiny_model_dir, tmp_path, *common, "train.fail_at_step=3", "train.max_failures=0")
+    failing = train_config(prepared_sample, tiny_model_dir, tmp_path, *common, "train.fail_at_step=3", "train.max_failures=0")
     with pytest.raises(TrainingFailedError):
         run_train(failing, "assistant")
-    again = _config(prepared_sample, tiny_model_dir, tmp_path, *common)  # same run name and storage path
+    again = train_config(prepared_sample, tiny_model_dir, tmp_path, *common)  # same run name and storage path
     metrics = run_train(again, "assistant")
     assert metrics["resumed_from_step"] == 2 and metrics["step"] == 4
     exported = load_model(metrics["output"])
@@ -125,15 +97,15 @@ def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model
     empty = tmp_path / "empty"
     (empty / "parquet" / "train").mkdir(parents=True)
     with pytest.raises(TrainError, match="empty dataset"):
-        run_train(_config(empty, tiny_model_dir, tmp_path), "user")
+        run_train(train_config(empty, tiny_model_dir, tmp_path), "user")
     code = main(["train", "--config", str(ROOT / "configs/tiny.yaml"), "--role", "user", f"train.data={empty}",
                  f"train.base_model={tiny_model_dir}"])
     assert code == 2 and "empty dataset" in capsys.readouterr().err
     with pytest.raises(ModelNotFoundError, match="does not exist"):
-        run_train(_config(prepared_sample, tmp_path / "no-model", tmp_path), "user")
+        run_train(train_config(prepared_sample, tmp_path / "no-model", tmp_path), "user")
     with pytest.raises(TrainError, match="train.max_length=4096 is larger than the model's 1024 positions"):
-        run_train(_config(prepared_sample, tiny_model_dir, tmp_path, "train.max_length=4096"), "user")
+        run_train(train_config(prepared_sample, tiny_model_dir, tmp_path, "train.max_length=4096"), "user")
     with pytest.raises(TrainError, match="train.effective_batch_size"):
-        run_train(_config(prepared_sample, tiny_model_dir, tmp_path, "train.effective_batch_size=6"), "user")
+        run_train(train_config(prepared_sample, tiny_model_dir, tmp_path, "train.effective_batch_size=6"), "user")
     with pytest.raises(ConfigError, match="train.zero_stage"):
-        _config(prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=1")
+        train_config(prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=1")

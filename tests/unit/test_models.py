@@ -1,13 +1,8 @@
-import json
-
 import pytest
 import torch
 
-from ray_apps.config import load_config
 from ray_apps.conversation import END_OF_CONVERSATION, swap_roles
-from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer, run_init_model
-
-from ..conftest import SAMPLE
+from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -16,22 +11,6 @@ CONVERSATION = [
     {"role": "user", "content": "Thanks!"},
     {"role": "assistant", "content": "You're welcome."},
 ]
-
-
-@pytest.fixture(scope="module")
-def offline_model_dir(tmp_path_factory):
-    corpus = tmp_path_factory.mktemp("corpus")
-    # A record-format JSONL corpus made from the sample's ShareGPT lines.
-    from ray_apps.conversation import parse_sharegpt, RecordError
-
-    with (corpus / "train.jsonl").open("w") as out:
-        for line in (SAMPLE / "sharegpt_sample.jsonl").read_text(errors="replace").splitlines():
-            try:
-                out.write(json.dumps(parse_sharegpt(line)) + "\n")
-            except RecordError:
-                pass
-    cfg = load_config(None, ["model.init.vocab_size=600", "model.init.max_position_embeddings=256"])
-    return run_init_model(cfg, corpus, tmp_path_factory.mktemp("model"))
 
 
 def test_tiny_model_is_a_plain_hugging_face_directory(offline_model_dir):
@@ -50,6 +29,9 @@ def test_special_tokens_are_single_tokens(offline_model_dir):
     tokenizer = load_tokenizer(str(offline_model_dir))
     for token in (END_OF_CONVERSATION, "<|user|>", "<|assistant|>", "<|system|>", tokenizer.eos_token):
         assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1, token
+    # The end marker is text the simulator writes: decoding that drops special tokens keeps it.
+    ids = tokenizer("Thanks!" + END_OF_CONVERSATION + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "Thanks!" + END_OF_CONVERSATION
     text = "naïve “quotes” 😊"
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text  # byte-level: no <unk>
 
