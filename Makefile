@@ -23,9 +23,10 @@ test: $(STAMP)   ## unit and integration tests on a real local Ray (and real Dee
 	@find $(HOME)/.cache/torch_extensions -name lock -mmin +30 -delete 2>/dev/null || true
 	$(VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning
 
-bench: $(STAMP)  ## prepare and training throughput benchmarks
+bench: $(STAMP)  ## prepare, training and serving throughput benchmarks
 	$(VENV)/bin/python bench/prepare.py
 	$(VENV)/bin/python bench/train_throughput.py
+	$(VENV)/bin/python bench/serve_throughput.py
 
 clean:
 	rm -rf runs bench/results

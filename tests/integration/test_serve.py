@@ -58,6 +58,8 @@ def _prompt_tokens(path: str, messages: list[dict]) -> int:
 
 
 def test_models_are_listed_and_chat_completions_report_usage(client, app):
+    with urllib.request.urlopen(app["url"].replace("/v1", "/health")) as health:
+        assert json.load(health) == {"status": "ok", "models": ["baseline", "usergpt"]}
     assert sorted(m.id for m in client.models.list()) == ["baseline", "usergpt"]
     messages = [{"role": "user", "content": "How do I reverse a list in Python?"}]
     r = client.chat.completions.create(model="baseline", messages=messages, max_tokens=12, temperature=0)
