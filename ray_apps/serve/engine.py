@@ -131,9 +131,9 @@ def _sample(logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
         for i, token in zip(greedy, logits[greedy].argmax(dim=-1).tolist()):
             tokens[i] = token
     if rows:
-        temperature = torch.tensor([params[i].temperature for i in rows]).unsqueeze(1)
+        temperature = torch.tensor([params[i].temperature for i in rows], device=logits.device).unsqueeze(1)
         probs = (logits[rows] / temperature).softmax(dim=-1)
-        top_p = torch.tensor([params[i].top_p for i in rows])
+        top_p = torch.tensor([params[i].top_p for i in rows], device=logits.device)
         if bool((top_p < 1).any()):
             probs = _top_p(probs, top_p)
         cdf = probs.cumsum(dim=-1)
@@ -141,6 +141,7 @@ def _sample(logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
         for row, i in enumerate(rows):
             if sequences[i].generator is not None:
                 uniform[row] = torch.rand((), generator=sequences[i].generator)
+        uniform = uniform.to(logits.device)
         picked = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(1), right=True).clamp(max=cdf.shape[1] - 1)
         for i, token in zip(rows, picked.squeeze(1).tolist()):
             tokens[i] = token
@@ -164,13 +165,13 @@ class HFEngine:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (eos or [0])[0]
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Cache) -> torch.Tensor:
-        """Logits of the last position of each row (float, on CPU); ``cache`` grows by ``ids``."""
+        """Logits of the last position of each row (float, on the model's device); ``cache`` grows by ``ids``."""
         with torch.inference_mode():
             out = self.model(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device),
                 past_key_values=cache, use_cache=True, logits_to_keep=1,
             )  # fmt: skip
-        return out.logits[:, -1, :].float().cpu()
+        return out.logits[:, -1, :].float()
 
 
 class DecodeBatch:
