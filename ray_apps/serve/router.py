@@ -5,7 +5,7 @@ template, checks the context length, and only then asks the model's deployment f
 bad request is a 4xx here and never costs a replica anything.
 """
 
-
+# No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at runtime.
 import asyncio
 import hashlib
 import hmac
@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from fastapi import FastAPI, Request
+from jinja2 import TemplateError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -43,13 +44,13 @@ async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
 @serve.deployment
 @serve.ingress(api)
 class OpenAIRouter:
+    """Routes OpenAI requests to the `ModelServer` deployment of the model they name."""
+
     def __init__(self, models: dict[str, DeploymentHandle], paths: dict[str, str], *, max_model_len: int | None,
                  max_n: int, api_key_sha256: str | None, token_env: str):  # fmt: skip
         self.handles = {name: handle.options(stream=True) for name, handle in models.items()}
         self.tokenizers = {name: load_tokenizer(path, token_env) for name, path in paths.items()}
-        self.context = {
-            name: max_model_len or load_model_config(path, token_env).max_position_embeddings for name, path in paths.items()
-        }
+        self.context = {name: max_model_len or _context_length(path, token_env) for name, path in paths.items()}
         self.max_n = max_n
         self.api_key_sha256 = api_key_sha256
         self.created = int(time.time())
@@ -120,7 +121,11 @@ class OpenAIRouter:
         if request.n > self.max_n:
             raise APIError(400, f"n must be at most {self.max_n}", param="n", code="invalid_value")
         if endpoint == "chat":
-            text = tokenizer.apply_chat_template(request.chat_messages(), add_generation_prompt=True, tokenize=False)
+            try:
+                text = tokenizer.apply_chat_template(request.chat_messages(), add_generation_prompt=True, tokenize=False)
+            except (TemplateError, ValueError) as exc:  # e.g. a template that insists on alternating roles
+                raise APIError(400, f"messages do not fit this model's chat template: {exc}", param="messages",
+                               code="invalid_messages") from None  # fmt: skip
             encoded, param = [tokenizer(text, add_special_tokens=False).input_ids], "messages"
         else:
             encoded, param = [tokenizer(p).input_ids for p in request.prompt], "prompt"
@@ -214,3 +219,10 @@ class OpenAIRouter:
         if status == 200:
             self.latency_metric.observe(time.perf_counter() - started, tags={"model": model, "endpoint": endpoint})
 
+
+def _context_length(path: str, token_env: str) -> int:
+    config = load_model_config(path, token_env)
+    length = getattr(config.get_text_config(), "max_position_embeddings", None)
+    if not length:
+        raise ValueError(f"{path}: the model config has no max_position_embeddings; set serve.max_model_len")
+    return length
