@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("serve", "Serve models by name behind one OpenAI-compatible API on Ray Serve (Ctrl-C stops).")
     p.add_argument("--detach", action="store_true", help="deploy and return; the app keeps running on a long-lived cluster")
 
+    p = command("rollout", "Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).")
+    p.add_argument("--output", default=None, help="output directory (default: rollout.output or <run.workdir>/realchat)")
+
     p = command("pipeline", "Run every stage in order, skipping those already complete.")
     p.add_argument("--workdir", default=None, help="working directory (default: run.workdir)")
     return parser
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data.inputs import InputError
     from .data.prepare import PrepareError
     from .models.loading import ModelNotFoundError
+    from .rollout import RolloutError
     from .train.run import TrainError
 
     try:
@@ -94,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             model_paths(config)  # fail on a missing model before starting Ray
             ensure_ray(config.ray)
             run_serve(config, detach=args.detach)
+        elif args.command == "rollout":
+            from .rollout import run_rollout
+            from .runtime import ensure_ray
+
+            ensure_ray(config.ray)
+            run_rollout(config, args.output)
         elif args.command == "pipeline":
             from .pipeline import run_pipeline
 
@@ -101,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, ModelNotFoundError, TrainError) as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
         return 2
+    except RolloutError as exc:
+        print(f"realm {args.command}: {exc}", file=sys.stderr)
+        return 1
     except PrepareError as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
         return 1

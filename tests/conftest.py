@@ -109,3 +109,22 @@ def prepared_records(directory, split: str) -> list[dict]:
 
     files = sorted((directory / "parquet" / split).glob("*.parquet"))
     return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_tiny_app(usergpt: dict, tiny_model_dir, workdir) -> dict:
+    """Serve the tiny UserGPT (`usergpt`) and the untrained tiny model (`baseline`), one replica each."""
+    from ray_apps.config import load_config
+    from ray_apps.serve import start_serve
+
+    port = free_port()
+    models = f"[{{name: usergpt, path: '{usergpt['output']}', num_cpus: 0.25}}, {{name: baseline, path: '{tiny_model_dir}', num_cpus: 0.25}}]"
+    cfg = load_config(ROOT / "configs/tiny.yaml", [f"run.workdir={workdir}", f"serve.port={port}", f"serve.models={models}"])
+    return {"url": start_serve(cfg), "port": port, "config": cfg, "usergpt": usergpt["output"], "baseline": str(tiny_model_dir)}

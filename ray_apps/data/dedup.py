@@ -21,13 +21,13 @@ _WORD = re.compile(r"\w+")
 _MINHASH_SEED = 1
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
 def exact_hash(record: dict) -> str:
     """Hash of the conversation's text with case, punctuation and spacing normalised away."""
-    text = "\x1e".join(f"{m['role']}:{' '.join(_words(m['content']))}" for m in record["messages"])
+    text = "\x1e".join(f"{m['role']}:{' '.join(words(m['content']))}" for m in record["messages"])
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -42,8 +42,8 @@ def signature(words: list[str], cfg: DedupConfig) -> np.ndarray:
 def sketch(record: dict, cfg: DedupConfig) -> dict:
     """What ``find_duplicates`` needs of one record; signatures are empty lists when unused."""
     first_user = next(m["content"] for m in record["messages"] if m["role"] == USER)
-    first_words = _words(first_user)
-    whole_words = _words(" ".join(m["content"] for m in record["messages"] if m["role"] != SYSTEM))
+    first_words = words(first_user)
+    whole_words = words(" ".join(m["content"] for m in record["messages"] if m["role"] != SYSTEM))
     use_first = cfg.near and len(first_words) >= cfg.min_first_turn_words
     return {
         "exact": exact_hash(record),

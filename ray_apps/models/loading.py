@@ -45,3 +45,11 @@ def load_model(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
 
 def load_model_config(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
     return _load(AutoConfig, name_or_path, token_env, **kwargs)
+
+
+def context_length(name_or_path: str, token_env: str = "HF_TOKEN") -> int:
+    """The longest sequence the model accepts (``max_position_embeddings`` of its text config)."""
+    length = getattr(load_model_config(name_or_path, token_env).get_text_config(), "max_position_embeddings", None)
+    if not length:
+        raise ValueError(f"{name_or_path}: the model config has no max_position_embeddings; set serve.max_model_len")
+    return length

@@ -21,7 +21,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 from starlette.exceptions import HTTPException
 
-from ..models.loading import load_model_config, load_tokenizer
+from ..models.loading import context_length, load_tokenizer
 from . import protocol
 from .engine import Delta, GenerationRequest, SamplingParams
 from .protocol import APIError, ChatRequest, CompletionRequest
@@ -50,7 +50,7 @@ class OpenAIRouter:
                  max_n: int, api_key_sha256: str | None, token_env: str):  # fmt: skip
         self.handles = {name: handle.options(stream=True) for name, handle in models.items()}
         self.tokenizers = {name: load_tokenizer(path, token_env) for name, path in paths.items()}
-        self.context = {name: max_model_len or _context_length(path, token_env) for name, path in paths.items()}
+        self.context = {name: max_model_len or context_length(path, token_env) for name, path in paths.items()}
         self.max_n = max_n
         self.api_key_sha256 = api_key_sha256
         self.created = int(time.time())
@@ -218,11 +218,3 @@ class OpenAIRouter:
         self.requests_metric.inc(tags={"model": model, "endpoint": endpoint, "status": str(status)})
         if status == 200:
             self.latency_metric.observe(time.perf_counter() - started, tags={"model": model, "endpoint": endpoint})
-
-
-def _context_length(path: str, token_env: str) -> int:
-    config = load_model_config(path, token_env)
-    length = getattr(config.get_text_config(), "max_position_embeddings", None)
-    if not length:
-        raise ValueError(f"{path}: the model config has no max_position_embeddings; set serve.max_model_len")
-    return length

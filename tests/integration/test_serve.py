@@ -4,7 +4,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -21,25 +20,15 @@ from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.models import load_tokenizer
 from ray_apps.serve import app_builder, start_serve
 
-from ..conftest import REQUEST, ROOT, prepared_records
+from ..conftest import REQUEST, ROOT, prepared_records, start_tiny_app
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
     """UserGPT and the untrained tiny model (as `baseline`) behind one OpenAI API; one replica each."""
-    port = _free_port()
-    models = f"[{{name: usergpt, path: '{usergpt['output']}', num_cpus: 0.25}}, {{name: baseline, path: '{tiny_model_dir}', num_cpus: 0.25}}]"
-    cfg = load_config(ROOT / "configs/tiny.yaml", [f"run.workdir={tmp_path_factory.mktemp('serve')}", f"serve.port={port}", f"serve.models={models}"])
-    url = start_serve(cfg)
-    yield {"url": url, "port": port, "config": cfg, "usergpt": usergpt["output"], "baseline": str(tiny_model_dir)}
+    yield start_tiny_app(usergpt, tiny_model_dir, tmp_path_factory.mktemp("serve"))
     serve.shutdown()
 
 

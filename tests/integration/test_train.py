@@ -5,7 +5,7 @@ import torch
 from ray.train import TrainingFailedError
 
 from ray_apps.cli import main
-from ray_apps.config import ConfigError, load_config
+from ray_apps.config import ConfigError
 from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
 from ray_apps.train import TrainError, run_train

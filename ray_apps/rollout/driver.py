@@ -1,0 +1,265 @@
+"""`realm rollout`: seeds in, a RealChat-style dataset out, through Ray Data actors and two endpoints.
+
+Each seed's key is a hash of its id and the session fingerprint; finished keys are skipped, so
+rerunning the same command after a kill resumes, and the dataset holds every seed exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import openai
+import pyarrow.parquet as pq
+import ray
+import yaml
+from ray.util import metrics
+
+from ..config import EndpointConfig, PipelineConfig, write_run_config
+from ..conversation import ASSISTANT, USER
+from .runner import SessionRunner
+from .shared import EndpointGovernor, OpeningIndex
+from .store import collect, finished_keys, write_dataset, write_shard
+
+
+class RolloutError(RuntimeError):
+    """A rollout that cannot start or had to stop; the message says why."""
+
+
+def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
+    """Run (or resume) the rollout; returns the summary written to ``<output>/summary.json``."""
+    cfg = config.rollout
+    out = Path(output or cfg.output or Path(config.run.workdir) / "realchat")
+    endpoints = {USER: _endpoint(config, cfg.user, "rollout.user"), ASSISTANT: _endpoint(config, cfg.assistant, "rollout.assistant")}
+    fingerprint = cfg.session_fingerprint()
+    seeds, invalid = _seeds(config, fingerprint)
+    keys = [s["key"] for s in seeds] + [r["key"] for r in invalid]
+    write_run_config(config, out)
+
+    done = finished_keys(out)
+    openings = OpeningIndex.remote(cfg.dedup_threshold)
+    for row in done.values():  # the run so far is part of the global dedup
+        if row["status"] == "session":
+            ray.get(openings.claim.remote(next(m["content"] for m in row["record"]["messages"] if m["role"] == USER)))
+    pending = [s for s in seeds if s["key"] not in done]
+    if cfg.mode == "seeded":  # openings are known: deduplicate them here, in seed order
+        claimed = ray.get([openings.claim.remote(s["question"]) for s in pending])
+        duplicates = [s for s, new in zip(pending, claimed) if not new]
+        invalid += [_failed(s, "duplicate_opening", "repeats an earlier opening question of this run") for s in duplicates]
+        pending = [s for s, new in zip(pending, claimed) if new]
+    if new_failures := [r for r in invalid if r["key"] not in done]:
+        write_shard(out, new_failures)
+    print(f"[rollout] {len(keys)} seeds: {len(done)} finished before, {len(pending)} to run -> {out}", flush=True)
+
+    started = time.time()
+    governors = {
+        role: EndpointGovernor.remote(args["base_url"], c.requests_per_minute, c.tokens_per_minute, cfg.breaker_error_rate, cfg.breaker_window)
+        for (role, args), c in zip(endpoints.items(), (cfg.user, cfg.assistant))
+    }
+    tripped = None
+    if pending:
+        meta = {"mode": cfg.mode, "user_model": cfg.user.model, "assistant_model": cfg.assistant.model, "fingerprint": fingerprint,
+                "sampling": {role: c.model_dump(include={"temperature", "top_p", "max_tokens"}) for role, c in ((USER, cfg.user), (ASSISTANT, cfg.assistant))}}  # fmt: skip
+        ds = ray.data.from_items([{"seed": json.dumps(s)} for s in pending], override_num_blocks=max(1, min(len(pending), 4 * cfg.actors)))
+        ds = ds.map_batches(
+            SessionRunner,
+            fn_constructor_kwargs={"rollout": cfg.model_dump(mode="json"), "endpoints": endpoints, "governors": governors,
+                                   "openings": openings, "output": str(out), "mode_meta": meta},  # fmt: skip
+            batch_size=max(1, cfg.sessions_per_actor // 4),  # small batches: frequent shards and progress
+            # four batches in flight per actor, all on its one event loop, sharing its session limit
+            compute=ray.data.ActorPoolStrategy(size=cfg.actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4),
+            num_cpus=0.1,
+        )
+        tripped = _follow(ds, len(pending), governors, cfg.progress_interval_s)
+    sessions, failures = collect(out, keys)
+    write_dataset(out, sessions, failures)
+    summary = _summary(config, sessions, failures, len(keys), time.time() - started)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "README.md").write_text(_card(config, summary))
+    print(f"[rollout] {summary['sessions']} sessions, {summary['failures']} failures -> {out}", flush=True)
+    if tripped:
+        raise RolloutError(f"{tripped}. Stopped; finished sessions are kept: fix the endpoint and rerun the same command to resume.")
+    return summary
+
+
+def _endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
+    """Where a role's requests go, checked now: the endpoint answers and serves the model."""
+    from ..serve import base_url
+
+    url = cfg.base_url or base_url(config)
+    api_key = os.environ.get(cfg.api_key_env or "", "") or "unused"
+    client = openai.OpenAI(base_url=url, api_key=api_key, max_retries=2, timeout=30)
+    try:
+        served = [m.id for m in client.models.list()]
+    except openai.APIError as exc:
+        raise RolloutError(f"{key}.base_url: cannot list models at {url}: {exc}") from None
+    if cfg.model not in served:
+        raise RolloutError(f"{key}.model: {cfg.model!r} is not served at {url} (it serves {served})")
+    local = Path(config.run.workdir) / "models" / cfg.model
+    tokenizer = cfg.tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
+    return {"base_url": url, "tokenizer": tokenizer}
+
+
+def _key(fingerprint: str, seed_id: str) -> str:
+    return hashlib.sha256(f"{fingerprint}:{seed_id}".encode()).hexdigest()[:16]
+
+
+def _failed(seed: dict, reason: str, detail: str) -> dict:
+    record = {"id": seed["key"], "seed_id": seed["id"], "reason": reason, "detail": detail, "messages": [], "usage": {}}
+    return {"key": seed["key"], "status": "failure", "record": record}
+
+
+def _seeds(config: PipelineConfig, fingerprint: str) -> tuple[list[dict], list[dict]]:
+    """The seeds that can run, with their keys; failure rows for those that cannot (bad or repeated)."""
+    cfg = config.rollout
+    if cfg.mode == "free":
+        return [{"id": f"free-{i:06d}", "key": _key(fingerprint, f"free-{i:06d}")} for i in range(cfg.num_sessions)], []
+    if not cfg.seeds or not Path(cfg.seeds).is_file():
+        raise RolloutError(f"rollout.seeds: seeded mode needs a JSONL or Parquet file of seeds, got {cfg.seeds!r}")
+    path = Path(cfg.seeds)
+    if path.suffix == ".parquet":
+        rows = [(i + 1, r) for i, r in enumerate(pq.read_table(path).to_pylist())]
+    else:
+        rows = []
+        for line_no, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((line_no, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    rows.append((line_no, {"_error": f"not JSON: {exc}"}))
+    seeds, invalid, seen = [], [], set()
+    for line_no, row in rows:
+        seed_id = str(row.get("id", f"line-{line_no}")) if isinstance(row, dict) else f"line-{line_no}"
+        seed = {"id": seed_id, "key": _key(fingerprint, seed_id)}
+        problem = _seed_problem(row, seed_id, seen)
+        if problem:
+            invalid.append(_failed(seed, "invalid_seed", f"{path.name} line {line_no}: {problem}"))
+            continue
+        seen.add(seed_id)
+        seeds.append({**seed, "question": row["question"].strip(), **({"answer": row["answer"]} if row.get("answer") else {})})
+    return seeds, invalid
+
+
+def _seed_problem(row, seed_id: str, seen: set) -> str | None:
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    if "_error" in row:
+        return row["_error"]
+    if "id" not in row:
+        return "no id"
+    if seed_id in seen:
+        return f"id {seed_id!r} repeats an earlier seed"
+    if not isinstance(row.get("question"), str) or not row["question"].strip():
+        return "no question (a non-empty string)"
+    if row.get("answer") is not None and not isinstance(row["answer"], str):
+        return "answer is not a string"
+    return None
+
+
+def _follow(ds, total: int, governors: dict, interval: float) -> str | None:
+    """Consume the outcome rows with a progress bar and a summary line every ``interval`` s; returns
+    the circuit breaker's message if one opened (the run then stops)."""
+    from tqdm.auto import tqdm
+
+    done_metric = metrics.Gauge("realm_rollout_done", "Seeds finished in this run.")
+    counts, tokens, started, last = Counter(), 0, time.time(), time.time()
+    with tqdm(total=total, desc="rollout", unit="session") as bar:
+        for row in ds.iter_rows():
+            counts[row["status"]] += 1
+            usage = json.loads(row["usage"])
+            tokens += sum(u.get("completion_tokens", 0) for u in usage.values())
+            bar.update(1)
+            bar.set_postfix(failures=counts["failure"], tok_s=f"{tokens / max(time.time() - started, 1e-9):.0f}")
+            done_metric.set(sum(counts.values()))
+            if time.time() - last >= interval:
+                last = time.time()
+                print(f"[rollout] {sum(counts.values())}/{total} done, {counts['failure']} failed, "
+                      f"{tokens / (last - started):.0f} completion tokens/s", flush=True)  # fmt: skip
+                tripped = [r for r in ray.get([g.tripped_reason.remote() for g in governors.values()]) if r]
+                if tripped:
+                    return tripped[0]
+    tripped = [r for r in ray.get([g.tripped_reason.remote() for g in governors.values()]) if r]
+    return tripped[0] if tripped else None
+
+
+def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict], seeds: int, seconds: float) -> dict:
+    cfg = config.rollout
+    usage = {role: Counter() for role in (USER, ASSISTANT)}
+    for record in sessions:
+        for role, u in record["meta"]["usage"].items():
+            usage[role].update({k: v for k, v in u.items()})
+    for record in failures:
+        for role, u in record.get("usage", {}).items():
+            usage[role].update({k: v for k, v in u.items()})
+    prices = {USER: cfg.user, ASSISTANT: cfg.assistant}
+    cost = {
+        role: round(u["prompt_tokens"] / 1000 * prices[role].price_per_1k_prompt + u["completion_tokens"] / 1000 * prices[role].price_per_1k_completion, 4)
+        for role, u in usage.items()
+    }
+    turns = [r["meta"]["user_turns"] for r in sessions]
+    rejected = Counter()
+    for r in sessions:
+        rejected.update(r["meta"]["rejected_user_turns"])
+    return {
+        "seeds": seeds, "sessions": len(sessions), "failures": len(failures),
+        "stop_reasons": dict(Counter(r["meta"]["stop_reason"] for r in sessions).most_common()),
+        "failure_reasons": dict(Counter(f["reason"] for f in failures).most_common()),
+        "mean_user_turns": round(sum(turns) / len(turns), 2) if turns else 0.0,
+        "rejected_user_turns": dict(rejected.most_common()),
+        "usage": {role: {k: round(v, 3) for k, v in u.items()} for role, u in usage.items()},
+        "estimated_cost": {**cost, "total": round(sum(cost.values()), 4)},
+        "seconds_this_run": round(seconds, 1),
+        "fingerprint": cfg.session_fingerprint(),
+    }  # fmt: skip
+
+
+def _card(config: PipelineConfig, summary: dict) -> str:
+    """The dataset card: what made the data and what is in it."""
+    def table(counts: dict) -> str:
+        return "\n".join(["| reason | count |", "|---|---|", *(f"| {k} | {v} |" for k, v in counts.items())]) if counts else "none"
+
+    usage = summary["usage"]
+    return f"""# {config.run.name}: synthetic multi-turn sessions
+
+Made by `realm rollout` (ReaLM on Ray): a user simulator (`{config.rollout.user.model}`) and an assistant
+(`{config.rollout.assistant.model}`) talking through OpenAI-compatible endpoints, mode `{config.rollout.mode}`.
+
+| | |
+|---|---|
+| seeds | {summary['seeds']} |
+| sessions | {summary['sessions']} |
+| failures | {summary['failures']} |
+| mean user turns | {summary['mean_user_turns']} |
+| user simulator tokens (prompt / completion) | {usage[USER].get('prompt_tokens', 0):,} / {usage[USER].get('completion_tokens', 0):,} |
+| assistant tokens (prompt / completion) | {usage[ASSISTANT].get('prompt_tokens', 0):,} / {usage[ASSISTANT].get('completion_tokens', 0):,} |
+| estimated cost | {summary['estimated_cost']['total']} |
+
+## Why sessions stopped
+
+{table(summary['stop_reasons'])}
+
+## Failures (in `failures.jsonl`, each with its detail)
+
+{table(summary['failure_reasons'])}
+
+## Resampled user turns
+
+{table(summary['rejected_user_turns'])}
+
+## Files
+
+- `data/sessions.parquet`, `data/sessions.jsonl`: `{{"id", "messages": [{{"role", "content"}}], "meta"}}`
+  (meta: seed id, mode, persona, models, sampling, stop reason, per-role usage)
+- `data/sharegpt.jsonl`: the same sessions as ShareGPT (`conversations` / `from` / `value`)
+- `failures.jsonl`, `summary.json`, `resolved_config.yaml`
+
+## Config (rollout section)
+
+```yaml
+{yaml.safe_dump(config.rollout.model_dump(mode="json"), sort_keys=False).rstrip()}
+```
+"""

@@ -1,0 +1,44 @@
+"""Checks on a simulated user turn; a turn that fails one is resampled (each reason is counted)."""
+
+from __future__ import annotations
+
+import re
+
+from ..conversation import END_OF_CONVERSATION
+
+# The simulator slipped into the assistant's voice.
+_ROLE_FLIP = re.compile(
+    r"^(sure[,!.]|certainly[,!.]|of course[,!.]|absolutely[,!.]|as an ai\b|i'?d be (happy|glad) to\b|here('s| is| are) (a|an|the|some)\b"
+    r"|great question\b|i hope this helps\b|let me know if\b)",
+    re.I,
+)
+# A closing that carries nothing: the simulator should end with the end marker instead.
+_POLITE_CLOSING = re.compile(
+    r"^(ok(ay)?|great|cool|perfect|awesome|nice|got it|(thanks?|thank you)( (so|very) much)?( a lot)?|bye|goodbye|have a (nice|good|great) day)"
+    r"([,!. ]+(ok(ay)?|great|thanks?|thank you|bye|goodbye))*[\s!.,:)]*$",
+    re.I,
+)
+_SPACE = re.compile(r"\s+")
+
+
+def _normal(text: str) -> str:
+    return _SPACE.sub(" ", text.strip().lower())
+
+
+def is_end(text: str) -> bool:
+    """The simulator ended the session."""
+    return text.strip().startswith(END_OF_CONVERSATION)
+
+
+def rejection(text: str, earlier_user_turns: list[str]) -> str | None:
+    """Why a simulated user turn is unusable (``empty``, ``role_flip``, ``repeated_turn``, ``polite_closing``), or None."""
+    stripped = text.strip()
+    if not stripped:
+        return "empty"
+    if _ROLE_FLIP.match(stripped):
+        return "role_flip"
+    if _normal(stripped) in {_normal(t) for t in earlier_user_turns}:
+        return "repeated_turn"
+    if _POLITE_CLOSING.match(stripped):
+        return "polite_closing"
+    return None

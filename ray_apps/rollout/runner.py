@@ -1,0 +1,94 @@
+"""The Ray Data actor that drives sessions: many at once on one event loop, each batch one shard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import openai
+from ray.util import metrics
+
+from ..config import EndpointConfig, RolloutConfig
+from ..conversation import ASSISTANT, USER, make_record
+from .session import Endpoint, Session, SessionFailed
+from .store import write_shard
+from .tokens import token_counter
+
+logger = logging.getLogger(__name__)
+
+
+class SessionRunner:
+    """``map_batches`` callable: a batch of seeds in, the same seeds out as outcome rows (for progress)."""
+
+    def __init__(self, rollout: dict, endpoints: dict[str, dict], governors: dict, openings, output: str, mode_meta: dict):
+        self.cfg = RolloutConfig.model_validate(rollout)
+        self.endpoint_args = endpoints  # role -> {base_url, api_key_env, tokenizer}
+        self.governors, self.openings, self.output, self.mode_meta = governors, openings, Path(output), mode_meta
+        self.endpoints: dict[str, Endpoint] | None = None
+        self.in_flight: asyncio.Semaphore | None = None
+        self.sessions_metric = metrics.Counter("realm_rollout_sessions", "Seeds finished, by status.", tag_keys=("status",))
+        self.tokens_metric = metrics.Counter("realm_rollout_tokens", "Completion tokens, by role.", tag_keys=("role",))
+
+    def _endpoint(self, role: str, cfg: EndpointConfig) -> Endpoint:
+        args = self.endpoint_args[role]
+        client = openai.AsyncOpenAI(
+            base_url=args["base_url"], api_key=os.environ.get(cfg.api_key_env or "", "") or "unused",
+            max_retries=cfg.max_retries, timeout=cfg.timeout_s,
+        )  # fmt: skip
+        return Endpoint(role, cfg, client, self.governors[role], token_counter(args["tokenizer"]))
+
+    async def __call__(self, batch: dict[str, np.ndarray]):
+        if self.endpoints is None:  # made on the actor's event loop
+            self.endpoints = {USER: self._endpoint(USER, self.cfg.user), ASSISTANT: self._endpoint(ASSISTANT, self.cfg.assistant)}
+            self.in_flight = asyncio.Semaphore(self.cfg.sessions_per_actor)
+        seeds = [json.loads(s) for s in batch["seed"]]
+        rows = await asyncio.gather(*[self._run(seed) for seed in seeds])
+        write_shard(self.output, rows)
+        yield {
+            "key": [r["key"] for r in rows],
+            "status": [r["status"] for r in rows],
+            "reason": [r["record"]["meta"]["stop_reason"] if r["status"] == "session" else r["record"]["reason"] for r in rows],
+            "usage": [json.dumps(r["record"]["meta"]["usage"] if r["status"] == "session" else r["record"]["usage"]) for r in rows],
+        }
+
+    async def _run(self, seed: dict) -> dict:
+        async with self.in_flight:
+            session = Session(seed, self.cfg)
+            try:
+                stop = await session.run(self.endpoints[USER], self.endpoints[ASSISTANT], self._claim)
+            except SessionFailed as exc:
+                return self._failure(session, exc.reason, exc.detail)
+            except Exception as exc:  # a bug must not lose the batch: the seed is written as a failure
+                logger.exception("session %s failed", seed["key"])
+                return self._failure(session, "internal_error", f"{type(exc).__name__}: {exc}")
+            if len(session.user_turns()) < self.cfg.min_turns:
+                return self._failure(session, stop, f"{len(session.user_turns())} user turns, fewer than rollout.min_turns")
+            return {"key": seed["key"], "status": "session", "record": self._record(session, stop)}
+
+    async def _claim(self, text: str) -> bool:
+        return await self.openings.claim.remote(text)
+
+    def _usage(self, session: Session) -> dict:
+        usage = {role: u.as_dict() for role, u in session.usage.items()}
+        for role, u in usage.items():
+            if u["completion_tokens"]:
+                self.tokens_metric.inc(u["completion_tokens"], tags={"role": role})
+        return usage
+
+    def _record(self, session: Session, stop: str) -> dict:
+        self.sessions_metric.inc(tags={"status": "session"})
+        meta = {
+            **self.mode_meta, "seed_id": session.seed["id"], "persona": session.persona, "stop_reason": stop,
+            "user_turns": len(session.user_turns()), "rejected_user_turns": dict(session.rejected), "usage": self._usage(session),
+        }  # fmt: skip
+        return make_record(session.seed["key"], session.messages, meta)
+
+    def _failure(self, session: Session, reason: str, detail: str) -> dict:
+        self.sessions_metric.inc(tags={"status": "failure"})
+        record = {"id": session.seed["key"], "seed_id": session.seed["id"], "reason": reason, "detail": detail,
+                  "messages": session.messages, "usage": self._usage(session)}  # fmt: skip
+        return {"key": session.seed["key"], "status": "failure", "record": record}

@@ -1,0 +1,78 @@
+"""A fault-injecting OpenAI-compatible endpoint on loopback (an external service, so a fake is fine).
+
+`fake-user` asks numbered questions and ends after `turns` questions with the end marker;
+`fake-assistant` answers. A share of chat requests (`failure_rate`, deterministic) fails in
+turn with 429 + Retry-After, 500, or a hang longer than the client's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+
+from aiohttp import web
+
+from ray_apps.conversation import END_OF_CONVERSATION
+
+
+class FakeEndpoint:
+    def __init__(self, failure_rate: float = 0.0, hang_s: float = 3.0, delay_s: float = 0.0, turns: int = 2):
+        self.failure_rate, self.hang_s, self.delay_s, self.turns = failure_rate, hang_s, delay_s, turns
+        self.counter = itertools.count()
+        self.failures = {"429": 0, "500": 0, "hang": 0}
+        self.port = None
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def _models(self, _):
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in ("fake-user", "fake-assistant")]})
+
+    async def _chat(self, request):
+        n = next(self.counter)
+        body = await request.json()
+        if (n * 37) % 100 < self.failure_rate * 100:  # deterministic, spread over the request sequence
+            mode = ("429", "500", "hang")[n % 3]
+            self.failures[mode] += 1
+            if mode == "429":
+                return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}}, status=429, headers={"Retry-After": "0"})
+            if mode == "500":
+                return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
+            await asyncio.sleep(self.hang_s)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        asked = sum(m["role"] == "assistant" for m in body["messages"])  # in the simulator's view, its own turns
+        if body["model"] == "fake-user":
+            text = END_OF_CONVERSATION if asked >= self.turns else f"How does step {asked + 1} of plan {n} work?"
+        else:
+            text = f"Step by step answer number {n}."
+        return web.json_response({
+            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        })  # fmt: skip
+
+    def start(self) -> FakeEndpoint:
+        app = web.Application()
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat)
+
+        async def serve():
+            self._runner = runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            self._started.set()
+
+        threading.Thread(target=lambda: (self._loop.run_until_complete(serve()), self._loop.run_forever()), daemon=True).start()
+        self._started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)

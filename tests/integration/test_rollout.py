@@ -1,0 +1,165 @@
+"""`realm rollout` with real Ray Data actors: against the Serve app with the tiny models, and against a
+fault-injecting fake endpoint (retries, breaker), with a SIGKILLed driver resumed exactly once."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+import ray
+from ray import serve
+
+from ray_apps.config import load_config
+from ray_apps.rollout import RolloutError, run_rollout
+
+from ..conftest import ROOT, start_tiny_app
+from ..fake_endpoint import FakeEndpoint
+
+pytestmark = pytest.mark.integration
+
+STOPS = {"end_marker", "max_turns", "context_budget", "assistant_length"}
+
+
+@pytest.fixture(scope="module")
+def app(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
+    yield start_tiny_app(usergpt, tiny_model_dir, tmp_path_factory.mktemp("rollout-serve"))
+    serve.shutdown()
+
+
+def _config(tmp_path, user_url, assistant_url, *overrides, user="usergpt", assistant="baseline"):
+    return load_config(ROOT / "configs/tiny.yaml", [
+        f"run.workdir={tmp_path}", f"rollout.user.base_url={user_url}", f"rollout.assistant.base_url={assistant_url}",
+        f"rollout.user.model={user}", f"rollout.assistant.model={assistant}", "rollout.progress_interval_s=1", *overrides,
+    ])  # fmt: skip
+
+
+def _outputs(out):
+    sessions = [json.loads(line) for line in (out / "data/sessions.jsonl").read_text().splitlines()]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    return sessions, failures
+
+
+def _check_sessions(sessions, min_turns):
+    for s in sessions:
+        roles = [m["role"] for m in s["messages"]]
+        assert roles == ["user", "assistant"] * (len(roles) // 2) and roles, roles  # alternate, user first, answered
+        assert s["meta"]["user_turns"] == len(roles) // 2 >= min_turns
+        assert s["meta"]["stop_reason"] in STOPS
+        assert set(s["meta"]["usage"]) == {"user", "assistant"} and s["meta"]["usage"]["assistant"]["completion_tokens"] > 0
+
+
+def test_free_rollout_with_the_tiny_models(app, tmp_path):
+    cfg = _config(tmp_path, app["url"], app["url"], "rollout.num_sessions=16", "rollout.max_turns=3", "rollout.user.max_tokens=40",
+                  "rollout.assistant.max_tokens=48", f"rollout.user.tokenizer={app['usergpt']}")  # fmt: skip
+    summary = run_rollout(cfg)
+    out = tmp_path / "realchat"
+    sessions, failures = _outputs(out)
+    assert summary["seeds"] == 16 and len(sessions) + len(failures) == 16
+    assert len({r["id"] for r in sessions + failures}) == 16  # every seed exactly once
+    assert len(sessions) >= 8, summary
+    _check_sessions(sessions, 1)
+    assert all(f["reason"] and f["detail"] is not None for f in failures)
+    assert pq.read_table(out / "data/sessions.parquet").column("id").to_pylist() == [s["id"] for s in sessions]
+    sharegpt = [json.loads(line) for line in (out / "data/sharegpt.jsonl").read_text().splitlines()]
+    assert [c["from"] for c in sharegpt[0]["conversations"]][:2] == ["human", "gpt"] and len(sharegpt) == len(sessions)
+    card = (out / "README.md").read_text()
+    assert f"| sessions | {len(sessions)} |" in card and "## Why sessions stopped" in card
+    assert summary["usage"]["user"]["completion_tokens"] > 0 and summary["stop_reasons"]
+
+
+def test_seeded_rollout_keeps_every_seed_once(app, tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    lines = [json.dumps({"id": f"q{i}", "question": f"How do I {task} in Python?"}) for i, task in
+             enumerate(["sort a list", "read a file", "parse JSON", "reverse a string", "merge two dicts"])]  # fmt: skip
+    lines += [
+        json.dumps({"id": "qa", "question": "What is a closure?", "answer": "A function that keeps the variables of its scope."}),
+        json.dumps({"id": "dup", "question": "How do I sort a list in Python?"}),  # the same opening as q0
+        json.dumps({"id": "empty", "question": "  "}),
+        "{broken json",
+    ]
+    seeds.write_text("\n".join(lines) + "\n")
+    cfg = _config(tmp_path, app["url"], app["url"], "rollout.mode=seeded", f"rollout.seeds={seeds}", "rollout.max_turns=2",
+                  "rollout.user.max_tokens=40", "rollout.assistant.max_tokens=48")  # fmt: skip
+    summary = run_rollout(cfg)
+    sessions, failures = _outputs(tmp_path / "realchat")
+    by_seed = {s["meta"]["seed_id"]: s for s in sessions}
+    failed = {f["seed_id"]: f for f in failures}
+    assert summary["seeds"] == 9 and len(sessions) + len(failures) == 9 and not set(by_seed) & set(failed)
+    assert failed["dup"]["reason"] == "duplicate_opening"
+    assert failed["empty"]["reason"] == "invalid_seed" and "no question" in failed["empty"]["detail"]
+    assert failed["line-9"]["reason"] == "invalid_seed" and "line 9" in failed["line-9"]["detail"]
+    _check_sessions(sessions, 1)
+    for seed_id, s in by_seed.items():
+        assert s["messages"][0]["content"] == json.loads(lines[int(seed_id[1:]) if seed_id != "qa" else 5])["question"]
+    if "qa" in by_seed:
+        assert by_seed["qa"]["messages"][1]["content"] == "A function that keeps the variables of its scope."
+
+
+def test_retries_and_failures_account_for_every_seed(ray_session, tmp_path):
+    fake = FakeEndpoint(failure_rate=0.3, hang_s=2.0).start()
+    try:
+        cfg = _config(tmp_path, fake.url, fake.url, "rollout.num_sessions=12", "rollout.max_turns=3", "rollout.user.timeout_s=0.5",
+                      "rollout.assistant.timeout_s=0.5", "rollout.user.max_retries=3", "rollout.assistant.max_retries=3",
+                      "rollout.breaker_error_rate=0.9", user="fake-user", assistant="fake-assistant")  # fmt: skip
+        summary = run_rollout(cfg)
+    finally:
+        fake.stop()
+    sessions, failures = _outputs(tmp_path / "realchat")
+    assert len(sessions) + len(failures) == 12 == len({r["id"] for r in sessions + failures})
+    assert min(fake.failures.values()) > 0, fake.failures  # 429s, 500s and hangs all happened
+    assert len(sessions) >= 9, summary  # retried through them
+    assert {s["meta"]["stop_reason"] for s in sessions} <= {"end_marker", "max_turns"}
+    assert all(f["reason"].endswith("endpoint_error") and f["detail"] for f in failures)
+
+
+def test_circuit_breaker_stops_the_run_with_a_clear_message(ray_session, tmp_path):
+    fake = FakeEndpoint(failure_rate=1.0, hang_s=1.0).start()
+    try:
+        cfg = _config(tmp_path, fake.url, fake.url, "rollout.num_sessions=30", "rollout.user.timeout_s=0.3", "rollout.user.max_retries=0",
+                      "rollout.breaker_window=6", "rollout.breaker_error_rate=0.5", user="fake-user", assistant="fake-assistant")  # fmt: skip
+        with pytest.raises(RolloutError, match=r"circuit breaker open for http://127\.0\.0\.1:\d+/v1: \d+ of the last 6 requests failed"):
+            run_rollout(cfg)
+    finally:
+        fake.stop()
+    _, failures = _outputs(tmp_path / "realchat")
+    assert failures and {f["reason"] for f in failures} <= {"user_endpoint_error", "circuit_open"}
+
+
+def test_an_unreachable_endpoint_fails_at_start_naming_it(ray_session, tmp_path):
+    cfg = _config(tmp_path, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1")
+    with pytest.raises(RolloutError, match=r"rollout.user.base_url: cannot list models at http://127.0.0.1:9/v1"):
+        run_rollout(cfg)
+
+
+def test_a_killed_driver_resumes_and_keeps_every_seed_exactly_once(ray_session, tmp_path, capsys):
+    fake = FakeEndpoint(delay_s=0.15).start()
+    overrides = [f"run.workdir={tmp_path}", f"rollout.user.base_url={fake.url}", f"rollout.assistant.base_url={fake.url}",
+                 "rollout.user.model=fake-user", "rollout.assistant.model=fake-assistant", "rollout.num_sessions=48",
+                 "rollout.actors=1", "rollout.sessions_per_actor=4", "rollout.max_turns=2"]  # fmt: skip
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    driver = subprocess.Popen([sys.executable, "-m", "ray_apps.cli", "rollout", "--config", str(ROOT / "configs/tiny.yaml"), *overrides],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    shards = tmp_path / "realchat" / "shards"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and len(list(shards.glob("*.jsonl"))) < 3:
+            time.sleep(0.2)
+        assert len(list(shards.glob("*.jsonl"))) >= 3, "the driver never wrote a shard"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        before = {json.loads(line)["key"] for f in shards.glob("*.jsonl") for line in f.read_text().splitlines()}
+        assert 0 < len(before) < 48
+        summary = run_rollout(load_config(ROOT / "configs/tiny.yaml", overrides))
+    finally:
+        fake.stop()
+    skipped = re.search(r"(\d+) finished before", capsys.readouterr().out)
+    assert skipped and int(skipped.group(1)) >= len(before)  # the rerun skipped what the killed run had finished
+    sessions, failures = _outputs(tmp_path / "realchat")
+    ids = [r["id"] for r in sessions + failures]
+    assert summary["seeds"] == 48 and len(ids) == 48 == len(set(ids))
+    assert {s["meta"]["seed_id"] for s in sessions} | {f["seed_id"] for f in failures} == {f"free-{i:06d}" for i in range(48)}
