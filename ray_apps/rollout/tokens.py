@@ -14,6 +14,8 @@ def token_counter(tokenizer: str | None) -> Callable[[list[dict]], int]:
     tok = load_tokenizer(tokenizer)
 
     def count(messages: list[dict]) -> int:
+        if not messages:
+            return 0
         if tok.chat_template:
             text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             return len(tok(text, add_special_tokens=False).input_ids)
