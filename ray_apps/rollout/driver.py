@@ -42,9 +42,8 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
 
     done = finished_keys(out)
     openings = OpeningIndex.remote(cfg.dedup_threshold)
-    for row in done.values():  # the run so far is part of the global dedup
-        if row["status"] == "session":
-            ray.get(openings.claim.remote(next(m["content"] for m in row["record"]["messages"] if m["role"] == USER)))
+    earlier = [next(m["content"] for m in r["record"]["messages"] if m["role"] == USER) for r in done.values() if r["status"] == "session"]
+    ray.get([openings.claim.remote(text) for text in earlier])  # the run so far is part of the global dedup (calls run in order)
     pending = [s for s in seeds if s["key"] not in done]
     if cfg.mode == "seeded":  # openings are known: deduplicate them here, in seed order
         claimed = ray.get([openings.claim.remote(s["question"]) for s in pending])
