@@ -95,7 +95,8 @@ def _endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
     try:
         served = [m.id for m in client.models.list()]
     except openai.APIError as exc:
-        raise RolloutError(f"{key}.base_url: cannot list models at {url}: {exc}") from None
+        hint = "" if cfg.base_url else " (null means the serve app: start it with `realm serve --config ...`)"
+        raise RolloutError(f"{key}.base_url: cannot list models at {url}: {exc}{hint}") from None
     if cfg.model not in served:
         raise RolloutError(f"{key}.model: {cfg.model!r} is not served at {url} (it serves {served})")
     local = Path(config.run.workdir) / "models" / cfg.model
