@@ -206,6 +206,9 @@ class ServeConfig(Section):
     )
     max_batch_size: int = Field(64, ge=1, description="hf engine: most sequences decoded together (continuous batching: callers join between steps).")
     batch_wait_timeout_s: float = Field(0.02, ge=0, description="hf engine: how long an idle replica waits for more callers before it starts decoding.")
+    prefix_cache_mb: float = Field(
+        512, ge=0, description="hf engine: memory for keys and values of finished sequences, reused when a prompt extends one (0: off)."
+    )
     stream_interval_s: float = Field(
         0.05, ge=0, description="hf engine: longest wait before decoded text goes to the caller (larger chunks cost less)."
     )

@@ -62,7 +62,7 @@ def build_app(config: PipelineConfig):
         ).bind(
             model.name, path, dtype=cfg.dtype, max_batch_size=cfg.max_batch_size,
             batch_wait_timeout_s=cfg.batch_wait_timeout_s, token_env=config.model.hf_token_env,
-            chunk_interval_s=cfg.stream_interval_s, num_cpus=model.num_cpus,
+            chunk_interval_s=cfg.stream_interval_s, num_cpus=model.num_cpus, prefix_cache_mb=cfg.prefix_cache_mb,
         )  # fmt: skip
     return OpenAIRouter.options(
         name="router",

@@ -9,9 +9,11 @@ objects: the text that became final in that step.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
@@ -148,10 +150,55 @@ def _sample(logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
     return tokens
 
 
+class PrefixCache:
+    """Keys and values of finished sequences, so a prompt that extends one (the next turn of a session,
+    which resends the whole history) prefills only its new tokens. Least recently used entries go
+    first once ``max_bytes`` is reached."""
+
+    def __init__(self, max_bytes: int, min_tokens: int = 16):
+        self.max_bytes, self.min_tokens = max_bytes, min_tokens
+        self.entries: OrderedDict[int, tuple[np.ndarray, list, int]] = OrderedDict()  # id -> (token ids, kv, bytes)
+        self.by_start: dict[tuple[int, ...], set[int]] = {}  # first min_tokens ids -> entry ids
+        self.bytes, self.next_id, self.hits, self.reused_tokens = 0, 0, 0, 0
+
+    def put(self, ids: list[int], kv: list) -> None:
+        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+        if len(ids) < self.min_tokens or size > self.max_bytes:
+            return
+        entry, self.next_id = self.next_id, self.next_id + 1
+        self.entries[entry] = (np.asarray(ids), kv, size)
+        self.by_start.setdefault(tuple(ids[: self.min_tokens]), set()).add(entry)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            old, (old_ids, _, old_size) = self.entries.popitem(last=False)
+            self.by_start[tuple(old_ids[: self.min_tokens].tolist())].discard(old)
+            self.bytes -= old_size
+
+    def match(self, prompt: list[int]) -> tuple[int, list] | None:
+        """(tokens reused, their keys and values) for the entry sharing the longest prefix with ``prompt``."""
+        best, best_length = None, 0
+        target = np.asarray(prompt)
+        for entry in self.by_start.get(tuple(prompt[: self.min_tokens]), ()):
+            ids = self.entries[entry][0]
+            n = min(len(ids), len(prompt) - 1)  # at least one prompt token is left to compute the next logits
+            differ = np.flatnonzero(ids[:n] != target[:n])
+            length = int(differ[0]) if len(differ) else n
+            if length > best_length:
+                best, best_length = entry, length
+        if best is None or best_length < self.min_tokens:
+            return None
+        self.entries.move_to_end(best)
+        self.hits += 1
+        self.reused_tokens += best_length
+        return best_length, [(k[:, :, :best_length], v[:, :, :best_length]) for k, v in self.entries[best][1]]
+
+
 class HFEngine:
     """A causal LM from a local directory or hub id; decodes through :class:`DecodeBatch`."""
 
-    def __init__(self, path: str, *, dtype: str = "auto", device: str | None = None, token_env: str = "HF_TOKEN"):
+    def __init__(self, path: str, *, dtype: str = "auto", device: str | None = None, token_env: str = "HF_TOKEN",
+                 prefix_cache_mb: float = 0):  # fmt: skip
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype == "auto":
             dtype = "bfloat16" if self.device.type == "cuda" else "float32"
@@ -196,28 +243,51 @@ class DecodeBatch:
         return len(self.sequences)
 
     def add(self, requests: Sequence[GenerationRequest], keys: Sequence[object]) -> None:
-        """Prefill ``requests`` (one forward over their prompts) and merge them into the batch."""
-        longest = max(len(r.prompt_ids) for r in requests)
-        ids = torch.full((len(requests), longest), self.engine.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(requests), longest), dtype=torch.long)
-        for row, r in enumerate(requests):
+        """Prefill ``requests`` and merge them into the batch. A prompt that extends a sequence in the
+        prefix cache (a session's next turn) prefills only its new tokens; the rest share one forward."""
+        fresh = []
+        for request, key in zip(requests, keys):
+            hit = self.engine.prefix_cache.match(request.prompt_ids) if self.engine.prefix_cache else None
+            if hit:
+                self._prefill_after(request, key, *hit)
+            else:
+                fresh.append((request, key))
+        if not fresh:
+            return
+        longest = max(len(r.prompt_ids) for r, _ in fresh)
+        ids = torch.full((len(fresh), longest), self.engine.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(fresh), longest), dtype=torch.long)
+        for row, (r, _) in enumerate(fresh):
             ids[row, longest - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
             mask[row, longest - len(r.prompt_ids) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = Cache(layer_class_to_replicate=_GrowingLayer)
         logits = self.engine.forward(ids, mask, positions, cache)
-        new = [_Sequence(r, self.engine.tokenizer, self.engine.stop_ids) for r in requests]
+        self._merge(cache, mask, positions[:, -1:], logits, [r for r, _ in fresh], [k for _, k in fresh])
+
+    def _prefill_after(self, request: GenerationRequest, key: object, cached: int, kv: list) -> None:
+        """Prefill one prompt whose first ``cached`` tokens' keys and values are ``kv``."""
+        cache = Cache(layer_class_to_replicate=_GrowingLayer)
+        for layer, (k, v) in enumerate(kv):
+            cache.update(k.clone(), v.clone(), layer)
+        suffix = torch.tensor([request.prompt_ids[cached:]])
+        mask = torch.ones((1, len(request.prompt_ids)), dtype=torch.long)
+        positions = torch.arange(cached, len(request.prompt_ids)).unsqueeze(0)
+        logits = self.engine.forward(suffix, mask, positions, cache)
+        self._merge(cache, mask, positions[:, -1:], logits, [request], [key])
+
+    def _merge(self, cache: Cache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor, requests: list, keys: list) -> None:
         if self.cache is None:
-            self.cache, self.mask, self.positions, self.logits = cache, mask, positions[:, -1:], logits
+            self.cache, self.mask, self.positions, self.logits = cache, mask, positions, logits
         else:
             width = max(self.mask.shape[1], mask.shape[1])
             for old_layer, new_layer in zip(self.cache.layers, cache.layers):
                 old_layer.keys = torch.cat([_left_pad(old_layer.keys, width, 2), _left_pad(new_layer.keys, width, 2)])
                 old_layer.values = torch.cat([_left_pad(old_layer.values, width, 2), _left_pad(new_layer.values, width, 2)])
             self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(mask, width, 1)])
-            self.positions = torch.cat([self.positions, positions[:, -1:]])
+            self.positions = torch.cat([self.positions, positions])
             self.logits = torch.cat([self.logits, logits])
-        self.sequences += new
+        self.sequences += [_Sequence(r, self.engine.tokenizer, self.engine.stop_ids) for r in requests]
         self.keys += list(keys)
 
     def step(self, cancelled: Collection[object] = ()) -> list[tuple[object, Delta]]:
@@ -233,6 +303,9 @@ class DecodeBatch:
             if delta.finish_reason is None and key not in cancelled:
                 keep.append(row)
         if len(keep) < len(self.sequences):
+            if self.engine.prefix_cache:
+                for row in sorted(set(range(len(self.sequences))) - set(keep)):
+                    self._remember(row)
             self._keep(keep)
         if not self.sequences:
             return out
@@ -241,6 +314,14 @@ class DecodeBatch:
         self.positions = self.positions + 1
         self.logits = self.engine.forward(tokens, self.mask, self.positions, self.cache)
         return out
+
+    def _remember(self, row: int) -> None:
+        """Put a leaving sequence's keys and values (prompt and the tokens fed so far) in the prefix cache."""
+        length = int(self.mask[row].sum())
+        seq = self.sequences[row]
+        ids = (seq.request.prompt_ids + seq.ids)[:length]
+        kv = [(layer.keys[row : row + 1, :, -length:].clone(), layer.values[row : row + 1, :, -length:].clone()) for layer in self.cache.layers]
+        self.engine.prefix_cache.put(ids, kv)
 
     def _keep(self, rows: list[int]) -> None:
         if not rows:

@@ -30,10 +30,10 @@ class ModelServer:
     """Streams :class:`Delta` objects for one :class:`GenerationRequest` (call with ``handle.options(stream=True)``)."""
 
     def __init__(self, name: str, path: str, *, dtype: str, max_batch_size: int, batch_wait_timeout_s: float,
-                 token_env: str, chunk_interval_s: float, num_cpus: float):  # fmt: skip
+                 token_env: str, chunk_interval_s: float, num_cpus: float, prefix_cache_mb: float):  # fmt: skip
         self.name = name
         torch.set_num_threads(max(1, math.ceil(num_cpus)))  # Ray gives a fractional replica one thread; use what it reserved
-        self.engine = HFEngine(path, dtype=dtype, token_env=token_env)
+        self.engine = HFEngine(path, dtype=dtype, token_env=token_env, prefix_cache_mb=prefix_cache_mb)
         self.max_batch_size, self.batch_wait_timeout_s, self.chunk_interval_s = max_batch_size, batch_wait_timeout_s, chunk_interval_s
         self.waiting: asyncio.Queue | None = None  # (request, caller's queue), made on the replica's event loop
         self.cancelled: set[asyncio.Queue] = set()
@@ -75,8 +75,10 @@ class ModelServer:
                 self.cancelled.add(deltas)
 
     def stats(self) -> dict:
-        """This replica's process id and its decode steps by batch size."""
-        return {"model": self.name, "pid": os.getpid(), "batch_sizes": dict(self.batch_sizes)}
+        """This replica's process id, its decode steps by batch size, and prefix-cache reuse."""
+        cache = self.engine.prefix_cache
+        reuse = {"hits": cache.hits, "reused_tokens": cache.reused_tokens, "bytes": cache.bytes} if cache else None
+        return {"model": self.name, "pid": os.getpid(), "batch_sizes": dict(self.batch_sizes), "prefix_cache": reuse}
 
     async def _decode_loop(self) -> None:
         batch = DecodeBatch(self.engine)

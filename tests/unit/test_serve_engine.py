@@ -116,3 +116,19 @@ def test_a_tail_that_may_become_a_stop_string_is_held_back():
     assert _held_back("hello wor", ["world"]) == 3
     assert _held_back("hello", ["world"]) == 0
     assert _held_back("ab", ["b", "abc"]) == 2
+
+
+def test_a_next_turn_reuses_the_cached_prefix_and_decodes_the_same(offline_model_dir, monkeypatch):
+    engine = HFEngine(str(offline_model_dir), prefix_cache_mb=64)
+    monkeypatch.setattr(engine, "stop_ids", frozenset())
+    first = _prompt(engine, QUESTIONS[0])
+    batch = DecodeBatch(engine)
+    batch.add([GenerationRequest(first, SamplingParams(max_tokens=20, temperature=0))], ["turn1"])
+    while len(batch):
+        batch.step()
+    answer = engine.tokenizer(_alone(engine, first, 20), add_special_tokens=False).input_ids
+    follow_up = engine.tokenizer("\n<|user|>\nAnd in reverse order?<|end|>\n<|assistant|>\n", add_special_tokens=False).input_ids
+    second = first + answer + follow_up  # the session so far, resent as the next prompt
+    texts, _ = _drain(batch, {0: [("turn2", GenerationRequest(second, SamplingParams(max_tokens=30, temperature=0)))]}, steps=40)
+    assert engine.prefix_cache.hits == 1 and engine.prefix_cache.reused_tokens >= len(first) + 16
+    assert texts["turn2"] == _alone(engine, second, 30)
