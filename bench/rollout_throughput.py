@@ -1,7 +1,7 @@
 """Rollout throughput: `realm rollout` end to end, against (a) the raw engine on the same requests
 sent directly and (b) a sequential loop that runs one session at a time (as the reference code did).
 
-    .venv/bin/python bench/rollout_throughput.py [--model PATH_OR_HUB_ID] [--sessions 64]
+    .venv/bin/python bench/rollout_throughput.py [--model PATH_OR_HUB_ID] [--sessions 256]
 
 Without --model it builds the tiny default model (prepare + init-model on the sample corpus) and
 serves it as both the simulator and the assistant. (a) replays every request the rollout sent
@@ -114,7 +114,7 @@ def main() -> None:
     cfg = load_config(ROOT / "configs/tiny.yaml", [
         f"run.workdir={workdir}", f"serve.port={port}",
         f"serve.models=[{{name: usergpt, path: '{model_dir}', num_cpus: 0.5}}, {{name: baseline, path: '{model_dir}', num_cpus: 0.5}}]",
-        f"rollout.num_sessions={args.sessions}", f"rollout.max_turns={args.turns}", f"rollout.min_turns=1",
+        f"rollout.num_sessions={args.sessions}", f"rollout.max_turns={args.turns}", "rollout.min_turns=1",
         f"rollout.user.max_tokens={USER_TOKENS}", f"rollout.assistant.max_tokens={ASSISTANT_TOKENS}", "rollout.max_resamples=0",
         "rollout.actors=2", f"rollout.sessions_per_actor={args.in_flight // 2}", f"rollout.user.tokenizer={model_dir}", f"rollout.assistant.tokenizer={model_dir}",
     ])  # fmt: skip

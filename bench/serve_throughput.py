@@ -1,7 +1,7 @@
 """Serving throughput: the `hf` engine on Ray Serve at 1, 8, 32 and 64 concurrent clients, against a
 plain sequential batch-1 `model.generate` loop on the same model and machine, in one run.
 
-    .venv/bin/python bench/serve_throughput.py [--model PATH_OR_HUB_ID] [--max-tokens 64]
+    .venv/bin/python bench/serve_throughput.py [--model PATH_OR_HUB_ID] [--max-tokens 256]
 
 Without --model it builds the tiny default model (prepare + init-model on the sample corpus).
 Prompts are first user turns of the sample corpus through the model's chat template; both sides

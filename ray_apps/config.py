@@ -301,11 +301,10 @@ class RolloutConfig(Section):
         """Hash of what decides a session's content: resuming with other settings starts new sessions."""
         keep = {"mode", "seeds", "num_sessions", "personas", "assistant_system_prompt", "max_turns", "min_turns",
                 "context_tokens", "on_length", "max_resamples", "dedup_threshold"}  # fmt: skip
+        operational = {"max_retries", "timeout_s", "requests_per_minute", "tokens_per_minute", "price_per_1k_prompt", "price_per_1k_completion"}
         data = self.model_dump(mode="json", include=keep)
         for role in ("user", "assistant"):
-            data[role] = self.model_dump(mode="json")[role] | {"max_retries": None, "timeout_s": None, "requests_per_minute": None,
-                                                                 "tokens_per_minute": None, "price_per_1k_prompt": None,
-                                                                 "price_per_1k_completion": None}  # fmt: skip
+            data[role] = getattr(self, role).model_dump(mode="json", exclude=operational)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -47,7 +47,6 @@ class PrepareError(RuntimeError):
 def split_file(row: dict) -> list[dict]:
     source = row["path"]
     text = row["bytes"].decode("utf-8", errors="surrogateescape")
-    out = []
     return [
         {
             "source": source,

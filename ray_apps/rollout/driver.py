@@ -55,14 +55,16 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     print(f"[rollout] {len(keys)} seeds: {len(done)} finished before, {len(pending)} to run -> {out}", flush=True)
 
     started = time.time()
-    governors = {
-        role: EndpointGovernor.remote(args["base_url"], c.requests_per_minute, c.tokens_per_minute, cfg.breaker_error_rate, cfg.breaker_window)
-        for (role, args), c in zip(endpoints.items(), (cfg.user, cfg.assistant))
-    }
+    governors = {}
+    for role, args in endpoints.items():
+        limits = getattr(cfg, role)
+        governors[role] = EndpointGovernor.remote(
+            args["base_url"], limits.requests_per_minute, limits.tokens_per_minute, cfg.breaker_error_rate, cfg.breaker_window
+        )
     tripped = None
     if pending:
         meta = {"mode": cfg.mode, "user_model": cfg.user.model, "assistant_model": cfg.assistant.model, "fingerprint": fingerprint,
-                "sampling": {role: c.model_dump(include={"temperature", "top_p", "max_tokens"}) for role, c in ((USER, cfg.user), (ASSISTANT, cfg.assistant))}}  # fmt: skip
+                "sampling": {role: getattr(cfg, role).model_dump(include={"temperature", "top_p", "max_tokens"}) for role in (USER, ASSISTANT)}}  # fmt: skip
         ds = ray.data.from_items([{"seed": json.dumps(s)} for s in pending], override_num_blocks=max(1, min(len(pending), 4 * cfg.actors)))
         ds = ds.map_batches(
             SessionRunner,
@@ -191,15 +193,15 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
     usage = {role: Counter() for role in (USER, ASSISTANT)}
     for record in sessions:
         for role, u in record["meta"]["usage"].items():
-            usage[role].update({k: v for k, v in u.items()})
+            usage[role].update(u)
     for record in failures:
         for role, u in record.get("usage", {}).items():
-            usage[role].update({k: v for k, v in u.items()})
-    prices = {USER: cfg.user, ASSISTANT: cfg.assistant}
+            usage[role].update(u)
     cost = {
-        role: round(u["prompt_tokens"] / 1000 * prices[role].price_per_1k_prompt + u["completion_tokens"] / 1000 * prices[role].price_per_1k_completion, 4)
+        role: round(u["prompt_tokens"] / 1000 * getattr(cfg, role).price_per_1k_prompt
+                    + u["completion_tokens"] / 1000 * getattr(cfg, role).price_per_1k_completion, 4)
         for role, u in usage.items()
-    }
+    }  # fmt: skip
     turns = [r["meta"]["user_turns"] for r in sessions]
     rejected = Counter()
     for r in sessions:

@@ -52,7 +52,8 @@ class Endpoint:
 
     async def chat(self, messages: list[dict], usage: Usage, seed: int) -> tuple[str, str]:
         """The reply text and finish reason; ``SessionFailed`` when the endpoint fails after its retries."""
-        wait, tripped = await self.governor.reserve.remote(self.count_tokens(messages) + self.cfg.max_tokens)
+        tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0  # only a token limit needs it
+        wait, tripped = await self.governor.reserve.remote(tokens)
         if tripped:
             raise SessionFailed("circuit_open", tripped)
         if wait:
