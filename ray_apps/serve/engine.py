@@ -111,19 +111,11 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return longest
 
 
-def _top_p(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Zero every token outside each row's nucleus (the smallest set whose mass reaches top_p)."""
-    ordered, order = probs.sort(dim=-1, descending=True)
-    outside = ordered.cumsum(dim=-1) - ordered > top_p.unsqueeze(1)  # the top token always stays
-    return probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
-
-
 def _sample(logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
     """Next token of each row: greedy at temperature 0, else temperature + top-p sampling.
 
-    Sampling is vectorised inverse-CDF sampling with one uniform number per row; a request with a
-    seed draws its number from its own generator, so its text does not depend on what else shares
-    the batch.
+    A seeded request draws its random numbers from its own generator, so its text does not depend
+    on what else shares the batch.
     """
     params = [s.request.params for s in sequences]
     tokens = [0] * len(sequences)
@@ -136,61 +128,88 @@ def _sample(logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
         temperature = torch.tensor([params[i].temperature for i in rows], device=logits.device).unsqueeze(1)
         probs = (logits[rows] / temperature).softmax(dim=-1)
         top_p = torch.tensor([params[i].top_p for i in rows], device=logits.device)
-        if bool((top_p < 1).any()):
-            probs = _top_p(probs, top_p)
-        cdf = probs.cumsum(dim=-1)
-        uniform = torch.rand(len(rows))
-        for row, i in enumerate(rows):
-            if sequences[i].generator is not None:
-                uniform[row] = torch.rand((), generator=sequences[i].generator)
-        uniform = uniform.to(logits.device)
-        picked = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(1), right=True).clamp(max=cdf.shape[1] - 1)
-        for i, token in zip(rows, picked.squeeze(1).tolist()):
+        generators = [sequences[i].generator for i in rows]
+        for i, token in zip(rows, _sample_nucleus(probs, top_p, generators).tolist()):
             tokens[i] = token
     return tokens
 
 
+def _sample_nucleus(probs: torch.Tensor, top_p: torch.Tensor, generators: list) -> torch.Tensor:
+    """One token per row from ``probs`` restricted to the row's nucleus (the most likely tokens whose
+    mass reaches ``top_p``) and renormalised, as sorting and truncating would give, without sorting
+    the vocabulary. Rejection sampling, as FlashInfer does: draw by inverse CDF from the tokens above
+    a pivot; accept the token if the tokens more likely than it weigh at most top_p, else make it the
+    pivot (every nucleus token is more likely than it) and draw again."""
+    picked = torch.zeros(len(probs), dtype=torch.long, device=probs.device)
+    pending = torch.arange(len(probs), device=probs.device)
+    pivot = None  # the first draw is from the whole distribution
+    while len(pending):
+        p = probs[pending]
+        candidates = p if pivot is None else p * (p > pivot.unsqueeze(1))
+        cdf = candidates.cumsum(dim=-1)
+        uniform = torch.stack([torch.rand((), generator=generators[row]) for row in pending.tolist()]).to(probs.device)
+        token = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(1), right=True).clamp(max=cdf.shape[1] - 1)
+        chosen = p.gather(1, token)
+        more_likely = (p * (p > chosen)).sum(dim=-1)
+        accepted = (more_likely <= top_p[pending]) | (top_p[pending] >= 1)
+        picked[pending[accepted]] = token.squeeze(1)[accepted]
+        pending, pivot = pending[~accepted], chosen.squeeze(1)[~accepted]
+    return picked
+
+
 class PrefixCache:
     """Keys and values of finished sequences, so a prompt that extends one (the next turn of a session,
-    which resends the whole history) prefills only its new tokens. Least recently used entries go
-    first once ``max_bytes`` is reached."""
+    which resends the whole history) prefills only its new tokens. Entries are found by hashes of
+    their whole ``block``-token prefixes, as vLLM's prefix caching does, so a lookup costs a few dict
+    probes however many sessions share an opening. Least recently used entries go first once
+    ``max_bytes`` is reached."""
 
-    def __init__(self, max_bytes: int, min_tokens: int = 16):
-        self.max_bytes, self.min_tokens = max_bytes, min_tokens
-        self.entries: OrderedDict[int, tuple[np.ndarray, list, int]] = OrderedDict()  # id -> (token ids, kv, bytes)
-        self.by_start: dict[tuple[int, ...], set[int]] = {}  # first min_tokens ids -> entry ids
+    def __init__(self, max_bytes: int, block: int = 16):
+        self.max_bytes, self.block = max_bytes, block
+        self.entries: OrderedDict[int, tuple[np.ndarray, list, int, list[int]]] = OrderedDict()  # id -> (ids, kv, bytes, block hashes)
+        self.by_block: dict[int, int] = {}  # hash of a block-aligned prefix -> the newest entry that has it
         self.bytes, self.next_id, self.hits, self.reused_tokens = 0, 0, 0, 0
+
+    def _hashes(self, ids: Sequence[int]) -> list[int]:
+        """One hash per whole block: of the block and everything before it."""
+        hashes, h = [], 0
+        for end in range(self.block, len(ids) + 1, self.block):
+            h = hash((h, tuple(ids[end - self.block : end])))
+            hashes.append(h)
+        return hashes
 
     def put(self, ids: list[int], kv: list) -> None:
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
-        if len(ids) < self.min_tokens or size > self.max_bytes:
+        hashes = self._hashes(ids)
+        if not hashes or size > self.max_bytes:
             return
         entry, self.next_id = self.next_id, self.next_id + 1
-        self.entries[entry] = (np.asarray(ids), kv, size)
-        self.by_start.setdefault(tuple(ids[: self.min_tokens]), set()).add(entry)
+        self.entries[entry] = (np.asarray(ids), kv, size, hashes)
+        self.by_block.update(dict.fromkeys(hashes, entry))
         self.bytes += size
         while self.bytes > self.max_bytes:
-            old, (old_ids, _, old_size) = self.entries.popitem(last=False)
-            self.by_start[tuple(old_ids[: self.min_tokens].tolist())].discard(old)
+            old, (_, _, old_size, old_hashes) = self.entries.popitem(last=False)
+            for h in old_hashes:
+                if self.by_block.get(h) == old:
+                    del self.by_block[h]
             self.bytes -= old_size
 
     def match(self, prompt: list[int]) -> tuple[int, list] | None:
         """(tokens reused, their keys and values) for the entry sharing the longest prefix with ``prompt``."""
-        best, best_length = None, 0
-        target = np.asarray(prompt)
-        for entry in self.by_start.get(tuple(prompt[: self.min_tokens]), ()):
-            ids = self.entries[entry][0]
-            n = min(len(ids), len(prompt) - 1)  # at least one prompt token is left to compute the next logits
-            differ = np.flatnonzero(ids[:n] != target[:n])
-            length = int(differ[0]) if len(differ) else n
-            if length > best_length:
-                best, best_length = entry, length
-        if best is None or best_length < self.min_tokens:
+        hashes = self._hashes(prompt[:-1])  # at least one prompt token is left to compute the next logits
+        found = next((self.by_block[h] for h in reversed(hashes) if h in self.by_block), None)
+        if found is None:
             return None
-        self.entries.move_to_end(best)
+        ids, kv, _, _ = self.entries[found]
+        n = min(len(ids), len(prompt) - 1)
+        differ = np.flatnonzero(ids[:n] != np.asarray(prompt[:n]))
+        length = int(differ[0]) if len(differ) else n
+        if length < self.block:  # a hash collision
+            return None
+        self.entries.move_to_end(found)
         self.hits += 1
-        self.reused_tokens += best_length
-        return best_length, [(k[:, :, :best_length], v[:, :, :best_length]) for k, v in self.entries[best][1]]
+        self.reused_tokens += length
+        return length, [(k[:, :, :length], v[:, :, :length]) for k, v in kv]
 
 
 class HFEngine:
@@ -221,12 +240,25 @@ class HFEngine:
         return out.logits[:, -1, :].float()
 
 
+@dataclass
+class _Rows:
+    """Rows ready to decode: per-layer keys and values, attention mask, last positions, next-token logits."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+    positions: torch.Tensor
+    logits: torch.Tensor
+    sequences: list[_Sequence]
+    keys: list[object]
+
+
 class DecodeBatch:
     """The sequences decoded together. Continuous batching: requests join between steps, and a
     finished sequence leaves at once, so the batch stays full while callers come and go.
 
-    Rows are left-padded so every sequence's last token sits in the last column; the attention
-    mask hides the padding and each row carries its own positions.
+    Rows are right-aligned so every sequence's last token sits in the last column; the attention
+    mask hides the padding (which may also lie between a cached prefix and the rest of a prompt)
+    and each row carries its own positions.
     """
 
     def __init__(self, engine: HFEngine):
@@ -244,51 +276,52 @@ class DecodeBatch:
 
     def add(self, requests: Sequence[GenerationRequest], keys: Sequence[object]) -> None:
         """Prefill ``requests`` and merge them into the batch. A prompt that extends a sequence in the
-        prefix cache (a session's next turn) prefills only its new tokens; the rest share one forward."""
-        fresh = []
+        prefix cache (a session's next turn) prefills only its new tokens. Prompts with a cached
+        prefix share one forward, the others another, and both join the batch in one copy."""
+        fresh, hits = [], []
         for request, key in zip(requests, keys):
             hit = self.engine.prefix_cache.match(request.prompt_ids) if self.engine.prefix_cache else None
-            if hit:
-                self._prefill_after(request, key, *hit)
-            else:
-                fresh.append((request, key))
-        if not fresh:
-            return
-        longest = max(len(r.prompt_ids) for r, _ in fresh)
-        ids = torch.full((len(fresh), longest), self.engine.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(fresh), longest), dtype=torch.long)
-        for row, (r, _) in enumerate(fresh):
-            ids[row, longest - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
-            mask[row, longest - len(r.prompt_ids) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = Cache(layer_class_to_replicate=_GrowingLayer)
+            (hits if hit else fresh).append((request, key, hit or (0, [])))
+        self._merge([self._prefill(group) for group in (fresh, hits) if group])
+
+    def _prefill(self, group: list[tuple[GenerationRequest, object, tuple[int, list]]]) -> _Rows:
+        """One forward over prompts whose first ``cached`` tokens have keys and values ``kv`` already."""
+        cached_width = max(cached for _, _, (cached, _) in group)
+        new = [request.prompt_ids[cached:] for request, _, (cached, _) in group]
+        new_width = max(map(len, new))
+        ids = torch.full((len(group), new_width), self.engine.pad_id, dtype=torch.long)
+        positions = torch.zeros((len(group), new_width), dtype=torch.long)
+        mask = torch.zeros((len(group), cached_width + new_width), dtype=torch.long)
+        for row, ((_, _, (cached, _)), tokens) in enumerate(zip(group, new)):
+            ids[row, new_width - len(tokens) :] = torch.tensor(tokens)
+            positions[row, new_width - len(tokens) :] = torch.arange(cached, cached + len(tokens))
+            mask[row, cached_width - cached : cached_width] = 1
+            mask[row, cached_width + new_width - len(tokens) :] = 1
+        cache = Cache(layer_class_to_replicate=DynamicLayer)
+        if cached_width:
+            for layer, prefixes in enumerate(zip(*(kv for _, _, (_, kv) in group))):
+                cache.update(_stack_right([k for k, _ in prefixes], cached_width), _stack_right([v for _, v in prefixes], cached_width), layer)
         logits = self.engine.forward(ids, mask, positions, cache)
-        self._merge(cache, mask, positions[:, -1:], logits, [r for r, _ in fresh], [k for _, k in fresh])
+        sequences = [_Sequence(request, self.engine.tokenizer, self.engine.stop_ids) for request, _, _ in group]
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        return _Rows(kv, mask, positions[:, -1:], logits, sequences, [key for _, key, _ in group])
 
-    def _prefill_after(self, request: GenerationRequest, key: object, cached: int, kv: list) -> None:
-        """Prefill one prompt whose first ``cached`` tokens' keys and values are ``kv``."""
-        cache = Cache(layer_class_to_replicate=_GrowingLayer)
-        for layer, (k, v) in enumerate(kv):
-            cache.update(k.clone(), v.clone(), layer)
-        suffix = torch.tensor([request.prompt_ids[cached:]])
-        mask = torch.ones((1, len(request.prompt_ids)), dtype=torch.long)
-        positions = torch.arange(cached, len(request.prompt_ids)).unsqueeze(0)
-        logits = self.engine.forward(suffix, mask, positions, cache)
-        self._merge(cache, mask, positions[:, -1:], logits, [request], [key])
-
-    def _merge(self, cache: Cache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor, requests: list, keys: list) -> None:
-        if self.cache is None:
-            self.cache, self.mask, self.positions, self.logits = cache, mask, positions, logits
-        else:
-            width = max(self.mask.shape[1], mask.shape[1])
-            for old_layer, new_layer in zip(self.cache.layers, cache.layers):
-                old_layer.keys = torch.cat([_left_pad(old_layer.keys, width, 2), _left_pad(new_layer.keys, width, 2)])
-                old_layer.values = torch.cat([_left_pad(old_layer.values, width, 2), _left_pad(new_layer.values, width, 2)])
-            self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(mask, width, 1)])
-            self.positions = torch.cat([self.positions, positions])
-            self.logits = torch.cat([self.logits, logits])
-        self.sequences += [_Sequence(r, self.engine.tokenizer, self.engine.stop_ids) for r in requests]
-        self.keys += list(keys)
+    def _merge(self, parts: list[_Rows]) -> None:
+        """The batch becomes its rows followed by ``parts``' rows, all right-aligned to the widest."""
+        if self.sequences:
+            kv = [(layer.keys, layer.values) for layer in self.cache.layers]
+            parts = [_Rows(kv, self.mask, self.positions, self.logits, self.sequences, self.keys), *parts]
+        width = max(part.mask.shape[1] for part in parts)
+        layers = []
+        for layer in zip(*(part.kv for part in parts)):
+            keys, values = (_stack_right([kv[i] for kv in layer], width, spare=_SPARE_COLUMNS) for i in (0, 1))
+            layers.append(_GrowingLayer.holding(keys, values, width))
+        self.cache = Cache(layers=layers)
+        self.mask = _stack_right([part.mask for part in parts], width)
+        self.positions = torch.cat([part.positions for part in parts])
+        self.logits = torch.cat([part.logits for part in parts])
+        self.sequences = [seq for part in parts for seq in part.sequences]
+        self.keys = [key for part in parts for key in part.keys]
 
     def step(self, cancelled: Collection[object] = ()) -> list[tuple[object, Delta]]:
         """Sample one token for every sequence; returns (key, delta) pairs. Finished and cancelled
@@ -306,7 +339,7 @@ class DecodeBatch:
             if self.engine.prefix_cache:
                 for row in sorted(set(range(len(self.sequences))) - set(keep)):
                     self._remember(row)
-            self._keep(keep)
+            keep = self._keep(keep)
         if not self.sequences:
             return out
         tokens = torch.tensor([tokens[row] for row in keep]).unsqueeze(1)
@@ -317,57 +350,83 @@ class DecodeBatch:
 
     def _remember(self, row: int) -> None:
         """Put a leaving sequence's keys and values (prompt and the tokens fed so far) in the prefix cache."""
-        length = int(self.mask[row].sum())
+        valid = self.mask[row].nonzero().squeeze(1)  # the prompt may have a gap after its cached prefix
         seq = self.sequences[row]
-        ids = (seq.request.prompt_ids + seq.ids)[:length]
-        kv = [(layer.keys[row : row + 1, :, -length:].clone(), layer.values[row : row + 1, :, -length:].clone()) for layer in self.cache.layers]
+        ids = (seq.request.prompt_ids + seq.ids)[: len(valid)]
+        kv = [(layer.keys[row : row + 1, :, valid], layer.values[row : row + 1, :, valid]) for layer in self.cache.layers]
         self.engine.prefix_cache.put(ids, kv)
 
-    def _keep(self, rows: list[int]) -> None:
+    def _keep(self, rows: list[int]) -> list[int]:
+        """Keep ``rows`` (ascending) and return their new order: a leaving row among the first
+        len(rows) is refilled by a kept row from beyond them, so only those rows are copied."""
         if not rows:
             self._reset()
-            return
-        index = torch.tensor(rows)
-        self.cache.batch_select_indices(index.to(self.engine.device))
-        self.mask, self.positions = self.mask[index], self.positions[index]
-        self.sequences = [self.sequences[r] for r in rows]
-        self.keys = [self.keys[r] for r in rows]
-        start = int(self.mask.any(dim=0).nonzero()[0])  # drop columns that are padding in every row
-        if start:
-            self.mask = self.mask[:, start:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+            return []
+        count, kept = len(rows), set(rows)
+        targets = [row for row in range(count) if row not in kept]
+        sources = [row for row in rows if row >= count]
+        order = list(range(count))
+        for target, source in zip(targets, sources):
+            order[target] = source
+        start = int(self.mask[order].any(dim=0).nonzero()[0])  # columns that are padding in every row go
+        for layer in self.cache.layers:
+            layer.keep_rows(targets, sources, count, drop_columns=start)
+        self.mask, self.positions = self.mask[order, start:], self.positions[order]
+        self.sequences = [self.sequences[row] for row in order]
+        self.keys = [self.keys[row] for row in order]
+        return order
+
+
+_SPARE_COLUMNS = 128  # room for this many decode steps before a cache layer is copied into a larger buffer
 
 
 class _GrowingLayer(DynamicLayer):
-    """A KV-cache layer that appends into spare capacity, so a decode step copies one token, not the cache."""
+    """A KV-cache layer whose keys and values are views of larger buffers: a decode step writes one
+    column into spare room, a leaving row is refilled by one from the end, and padding columns are
+    dropped by moving a start index, so none of them copies the cache."""
+
+    @classmethod
+    def holding(cls, key_buffer: torch.Tensor, value_buffer: torch.Tensor, width: int) -> _GrowingLayer:
+        layer = cls()
+        layer.lazy_initialization(key_buffer, value_buffer)
+        layer.key_buffer, layer.value_buffer = key_buffer, value_buffer
+        layer._view(len(key_buffer), 0, width)
+        return layer
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized or self.keys.numel() == 0:
-            return super().update(key_states, value_states)
-        self.keys, self.key_buffer = _append(self.keys, getattr(self, "key_buffer", None), key_states)
-        self.values, self.value_buffer = _append(self.values, getattr(self, "value_buffer", None), value_states)
+        rows, length, added = self.keys.shape[0], self.keys.shape[2], key_states.shape[2]
+        if self.start + length + added > self.key_buffer.shape[2]:  # out of room: copy once into a larger buffer
+            self.key_buffer = _stack_right([self.keys], length, spare=added + _SPARE_COLUMNS)
+            self.value_buffer = _stack_right([self.values], length, spare=added + _SPARE_COLUMNS)
+            self.start = 0
+        end = self.start + length
+        self.key_buffer[:rows, :, end : end + added] = key_states
+        self.value_buffer[:rows, :, end : end + added] = value_states
+        self._view(rows, self.start, end + added)
         return self.keys, self.values
 
+    def keep_rows(self, targets: list[int], sources: list[int], count: int, drop_columns: int = 0) -> None:
+        """Copy row ``sources[i]`` to ``targets[i]``, keep the first ``count`` rows, drop leading columns."""
+        start, end = self.start + drop_columns, self.start + self.keys.shape[2]
+        if targets:
+            for buffer in (self.key_buffer, self.value_buffer):
+                buffer[targets, :, start:end] = buffer[sources, :, start:end]
+        self._view(count, start, end)
 
-def _append(valid: torch.Tensor, buffer: torch.Tensor | None, new: torch.Tensor, grow: int = 128):
-    """``valid`` + ``new`` along the sequence axis, written into ``buffer`` when ``valid`` is its head."""
-    length, added = valid.shape[-2], new.shape[-2]
-    fits = (
-        buffer is not None and valid.data_ptr() == buffer.data_ptr() and valid.stride() == buffer.stride()
-        and buffer.shape[:2] == valid.shape[:2] and length + added <= buffer.shape[-2]
-    )  # fmt: skip
-    if not fits:  # the batch changed shape (or ran out of room): copy once into a larger buffer
-        buffer = valid.new_empty((*valid.shape[:2], length + added + grow, valid.shape[-1]))
-        buffer[:, :, :length] = valid
-    buffer[:, :, length : length + added] = new
-    return buffer[:, :, : length + added], buffer
+    def _view(self, rows: int, start: int, end: int) -> None:
+        self.start = start
+        self.keys, self.values = self.key_buffer[:rows, :, start:end], self.value_buffer[:rows, :, start:end]
 
 
-def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    missing = width - t.shape[dim]
-    if not missing:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([t.new_zeros(shape), t], dim=dim)
+def _stack_right(tensors: list[torch.Tensor], width: int, spare: int = 0) -> torch.Tensor:
+    """``tensors`` concatenated along dim 0, each right-aligned in ``width`` columns of its sequence
+    axis (dim 1 of a mask, dim 2 of keys or values) with zeros on the left, plus ``spare`` columns."""
+    dim = 1 if tensors[0].dim() == 2 else 2
+    shape = list(tensors[0].shape)
+    shape[0], shape[dim] = sum(len(t) for t in tensors), width + spare
+    out = tensors[0].new_zeros(shape)
+    row = 0
+    for t in tensors:
+        out[row : row + len(t)].narrow(dim, width - t.shape[dim], t.shape[dim]).copy_(t)
+        row += len(t)
+    return out

@@ -132,3 +132,32 @@ def test_a_next_turn_reuses_the_cached_prefix_and_decodes_the_same(offline_model
     texts, _ = _drain(batch, {0: [("turn2", GenerationRequest(second, SamplingParams(max_tokens=30, temperature=0)))]}, steps=40)
     assert engine.prefix_cache.hits == 1 and engine.prefix_cache.reused_tokens >= len(first) + 16
     assert texts["turn2"] == _alone(engine, second, 30)
+
+
+def test_next_turns_of_several_sessions_join_in_one_prefill_and_decode_as_alone(offline_model_dir, monkeypatch):
+    engine = HFEngine(str(offline_model_dir), prefix_cache_mb=64)
+    monkeypatch.setattr(engine, "stop_ids", frozenset())
+    follow_up = engine.tokenizer("\n<|user|>\nWhy?<|end|>\n<|assistant|>\n", add_special_tokens=False).input_ids
+
+    def next_turn(prompt, max_tokens):
+        return prompt + engine.tokenizer(_alone(engine, prompt, max_tokens), add_special_tokens=False).input_ids + follow_up
+
+    def greedy(prompt, max_tokens):
+        return GenerationRequest(prompt, SamplingParams(max_tokens=max_tokens, temperature=0))
+
+    firsts, budgets = [_prompt(engine, q) for q in QUESTIONS[:3]], [20, 35, 10]
+    _drain(DecodeBatch(engine), {0: [(i, greedy(p, n)) for i, (p, n) in enumerate(zip(firsts, budgets))]}, steps=40)
+    seconds = [next_turn(p, n) for p, n in zip(firsts, budgets)]
+    fresh = _prompt(engine, QUESTIONS[3])
+    # A sequence is decoding when three cached prefixes of different lengths and a fresh prompt join together.
+    joins = {0: [("running", greedy(fresh, 40))], 2: [*((i, greedy(p, 25)) for i, p in enumerate(seconds)), ("fresh", greedy(fresh[:-3], 12))]}
+    batch = DecodeBatch(engine)
+    texts, _ = _drain(batch, joins, steps=60)
+    assert engine.prefix_cache.hits == 3
+    assert [texts[i] for i in range(3)] == [_alone(engine, p, 25) for p in seconds]
+    assert (texts["running"], texts["fresh"]) == (_alone(engine, fresh, 40), _alone(engine, fresh[:-3], 12))
+    # The third turn reuses the second, whose cached keys had a gap between the prefix and the new tokens.
+    third, reused = next_turn(seconds[0], 25), engine.prefix_cache.reused_tokens
+    texts, _ = _drain(batch, {0: [("third", greedy(third, 15))]}, steps=20)
+    assert engine.prefix_cache.hits == 4 and engine.prefix_cache.reused_tokens - reused >= len(seconds[0])
+    assert texts["third"] == _alone(engine, third, 15)
