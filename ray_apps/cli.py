@@ -15,8 +15,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="realm", description="ReaLM on Ray: user simulator, synthetic chats, assistants.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+    def command(name: str, help: str, parent=sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
         p.add_argument("--config", help="YAML config (default: built-in defaults)")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. prepare.min_turns=2")
         return p
@@ -38,6 +38,25 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("rollout", "Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).")
     p.add_argument("--output", default=None, help="output directory (default: rollout.output or <run.workdir>/realchat)")
+
+    evaluation = sub.add_parser("eval", help="Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.")
+    ev = evaluation.add_subparsers(dest="eval_command", required=True)
+    p = command("answers", "Answer FastChat question sets (MT-Bench, Vicuna-bench) through an OpenAI-compatible endpoint.", ev)
+    p.add_argument("--bench", nargs="+", default=None, help="benchmark names from eval.benchmarks (default: all)")
+    p.add_argument("--model", default=None, help="model that answers (default: eval.answer.model)")
+    p = command("judge", "Grade answers (single) or compare models (pairwise) with an LLM judge, FastChat-compatible.", ev)
+    p.add_argument("--bench", nargs="+", default=None, help="benchmark names from eval.benchmarks (default: all)")
+    p = command("show", "Scores, win rates and bootstrap confidence intervals from FastChat judgment files.", ev)
+    p.add_argument("--input", nargs="+", required=True, help="model_judgment/*.jsonl files (ours or published ones)")
+    p.add_argument("--questions", default=None, help="question.jsonl, for per-category scores")
+    p.add_argument("--baseline", default=None, help="pairwise: count only games against this model (default: eval.baseline_model)")
+    p.add_argument("--output", default=None, help="JSON file for the results")
+    p = command("stats", "Statistics of chat datasets side by side (real vs simulated): JSON, Markdown, plots, HTML.", ev)
+    p.add_argument("--input", nargs="+", required=True, metavar="DATASET", help="dataset files or directories (messages or ShareGPT)")
+    p.add_argument("--names", nargs="+", default=None, help="a name per dataset (default: directory names)")
+    p.add_argument("--output", default=None, help="output directory (default: <eval.output>/stats)")
+    p = command("simulator", "The user simulator's perplexity on real human turns, next to the untrained base model's.", ev)
+    p.add_argument("--output", default=None, help="JSON file (default: <eval.output>/simulator.json)")
 
     p = command("pipeline", "Run every stage in order, skipping those already complete.")
     p.add_argument("--workdir", default=None, help="working directory (default: run.workdir)")
@@ -68,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .data.inputs import InputError
     from .data.prepare import PrepareError
+    from .eval import EvalError, FormatError
     from .models.loading import ModelNotFoundError
     from .rollout import RolloutError
     from .train.run import TrainError
@@ -104,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
             ensure_ray(config.ray)
             run_rollout(config, args.output)
+        elif args.command == "eval":
+            return _eval(config, args)
         elif args.command == "pipeline":
             from .pipeline import run_pipeline
 
@@ -111,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, ModelNotFoundError, TrainError) as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
         return 2
-    except RolloutError as exc:
+    except (RolloutError, EvalError, FormatError, FileNotFoundError) as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
         return 1
     except PrepareError as exc:
@@ -120,6 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingFailedError as exc:
         print(f"realm {args.command}: training failed (resubmit the same command to resume): {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _eval(config, args: argparse.Namespace) -> int:
+    from . import eval as evaluation
+    from .runtime import ensure_ray
+
+    command = args.eval_command
+    if command == "show":
+        evaluation.run_show(args.input, args.questions, args.baseline or config.eval.baseline_model, args.output, config.eval.bootstrap_rounds)
+    elif command == "stats":
+        evaluation.run_stats(config, args.input, args.names, args.output)
+    elif command == "simulator":
+        evaluation.run_simulator(config, args.output)
+    else:
+        ensure_ray(config.ray)
+        if command == "answers":
+            evaluation.run_answers(config, args.bench, args.model)
+        else:
+            evaluation.run_judge(config, args.bench)
     return 0
 
 

@@ -34,7 +34,7 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     """Run (or resume) the rollout; returns the summary written to ``<output>/summary.json``."""
     cfg = config.rollout
     out = Path(output or cfg.output or Path(config.run.workdir) / "realchat")
-    endpoints = {USER: _endpoint(config, cfg.user, "rollout.user"), ASSISTANT: _endpoint(config, cfg.assistant, "rollout.assistant")}
+    endpoints = {USER: resolve_endpoint(config, cfg.user, "rollout.user"), ASSISTANT: resolve_endpoint(config, cfg.assistant, "rollout.assistant")}
     fingerprint = cfg.session_fingerprint()
     seeds, invalid = _seeds(config, fingerprint)
     keys = [s["key"] for s in seeds] + [r["key"] for r in invalid]
@@ -87,7 +87,7 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     return summary
 
 
-def _endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
+def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
     """Where a role's requests go, checked now: the endpoint answers and serves the model."""
     from ..serve import base_url
 

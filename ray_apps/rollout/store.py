@@ -65,12 +65,14 @@ def write_dataset(output: Path, sessions: list[dict], failures: list[dict]) -> N
     schema = pa.schema([("id", pa.string()), ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
                         ("meta", pa.string())])  # fmt: skip
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), data / "sessions.parquet")
-    _write_jsonl(data / "sessions.jsonl", sessions)
-    _write_jsonl(data / "sharegpt.jsonl", [to_sharegpt(r) for r in sessions])
-    _write_jsonl(output / "failures.jsonl", failures)
+    write_jsonl(data / "sessions.jsonl", sessions)
+    write_jsonl(data / "sharegpt.jsonl", [to_sharegpt(r) for r in sessions])
+    write_jsonl(output / "failures.jsonl", failures)
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> None:
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    """Replace ``path`` with ``records`` at once: a killed writer leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     os.replace(tmp, path)
