@@ -128,3 +128,15 @@ def start_tiny_app(usergpt: dict, tiny_model_dir, workdir) -> dict:
     models = f"[{{name: usergpt, path: '{usergpt['output']}', num_cpus: 0.25}}, {{name: baseline, path: '{tiny_model_dir}', num_cpus: 0.25}}]"
     cfg = load_config(ROOT / "configs/tiny.yaml", [f"run.workdir={workdir}", f"serve.port={port}", f"serve.models={models}"])
     return {"url": start_serve(cfg), "port": port, "config": cfg, "usergpt": usergpt["output"], "baseline": str(tiny_model_dir)}
+
+
+@pytest.fixture(scope="session")
+def benchmarks_dir() -> Path:
+    """FastChat's MT-Bench / Vicuna-bench files and judge prompts, kept outside the project:
+    $REALM_BENCHMARKS, or `shared/benchmarks` next to (or above) the checkout."""
+    candidates = [Path(os.environ["REALM_BENCHMARKS"])] if os.environ.get("REALM_BENCHMARKS") else []
+    candidates += [parent / "shared" / "benchmarks" for parent in ROOT.parents] + [Path("/work/shared/benchmarks")]
+    for path in candidates:
+        if (path / "judge_prompts.jsonl").is_file():
+            return path
+    pytest.skip("FastChat benchmark files not found: set REALM_BENCHMARKS to a directory with judge_prompts.jsonl and mt_bench/")

@@ -155,7 +155,7 @@ def _round(value: float | None) -> float | None:
 def run_stats(config: PipelineConfig, datasets: list[str], names: list[str] | None = None, output: str | None = None) -> dict:
     """Statistics of ``datasets`` side by side; writes stats.json, stats.md, PNG plots and report.html to ``output``."""
     cfg = config.eval
-    names = names or [Path(d).name if Path(d).name != "data" else Path(d).parent.name for d in datasets]
+    names = names or [_default_name(Path(d)) for d in datasets]
     if len(names) != len(datasets) or len(set(names)) != len(names):
         raise ConfigError(f"--names: give one distinct name per dataset (got {names} for {len(datasets)} datasets)")
     local = Path(config.run.workdir) / "models" / "base"
@@ -180,6 +180,11 @@ def run_stats(config: PipelineConfig, datasets: list[str], names: list[str] | No
     write_report(out, summary, {name: (r["_turns"], r["_utterances"]) for name, r in results.items()})
     print(f"[eval stats] lengths in {unit}; topic similarity by {method} -> {out / 'report.html'}", flush=True)
     return summary
+
+
+def _default_name(path: Path) -> str:
+    """real for runs/x/real, realchat for runs/x/realchat/data, sim for sim.jsonl."""
+    return path.stem if path.is_file() else (path.parent.name if path.name == "data" else path.name)
 
 
 def _session_text(record: dict) -> str:

@@ -1,0 +1,141 @@
+"""Evaluation end to end: answers against the Serve app and a loopback endpoint, the judge flows
+against a scripted fake judge (position swap, ties, retries, resume), simulator perplexity."""
+
+import json
+
+import pytest
+from ray import serve
+
+from ray_apps.config import load_config
+from ray_apps.eval import run_answers, run_judge, run_show, run_simulator
+from ray_apps.eval.fastchat import load_answers, read_jsonl
+
+from ..conftest import ROOT, start_tiny_app
+from ..fake_judge import FakeJudge
+
+pytestmark = pytest.mark.integration
+
+QUESTIONS = [
+    {"question_id": 1, "category": "writing", "turns": ["Write a poem.", "Make it shorter."]},
+    {"question_id": 2, "category": "math", "turns": ["What is 6 x 7?", "And 6 x 8?"]},
+    {"question_id": 3, "category": "generic", "turns": ["Say hello."]},
+]
+ANSWERS = {  # what the scripted judge reacts to: GOOD, BAD, FLAKY (unparseable once), NEVER (always), BIAS (always [[A]])
+    "alpha": {1: ["GOOD poem", "GOOD short poem"], 2: ["GOOD 42", "FLAKY 48"], 3: ["NEVER mind"]},
+    "beta": {1: ["BAD poem", "BAD short poem"], 2: ["BAD 41", "BIAS 40"], 3: ["plain hello"]},
+}
+
+
+@pytest.fixture(scope="module")
+def judge():
+    fake = FakeJudge().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def bench(tmp_path, benchmarks_dir, judge):
+    """A hand-made question set with a reference answer for the math question, and two models' answers."""
+    questions = tmp_path / "question.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    reference = tmp_path / "reference.jsonl"
+    reference.write_text(json.dumps({"question_id": 2, "choices": [{"index": 0, "turns": ["REFERENCE 42", "REFERENCE 48"]}]}) + "\n")
+    answers = tmp_path / "eval" / "hand" / "model_answer"
+    answers.mkdir(parents=True)
+    for model, turns in ANSWERS.items():
+        (answers / f"{model}.jsonl").write_text("".join(
+            json.dumps({"question_id": q, "model_id": model, "choices": [{"index": 0, "turns": t}]}) + "\n" for q, t in turns.items()))  # fmt: skip
+    benchmarks = f"[{{name: hand, questions: '{questions}', reference_answers: '{reference}'}}]"
+    return [f"run.workdir={tmp_path}", f"eval.output={tmp_path / 'eval'}", f"eval.benchmarks={benchmarks}",
+            f"eval.judge={{model: judge, base_url: '{judge.url}'}}", f"eval.judge_prompts={benchmarks_dir / 'judge_prompts.jsonl'}"]  # fmt: skip
+
+
+def _judge_calls(fake) -> int:
+    return sum(r["model"] == "judge" for r in fake.requests)
+
+
+def test_single_grading_retries_unparseable_verdicts_records_errors_and_resumes(ray_session, bench, judge, tmp_path):
+    config = load_config(None, bench)
+    before = _judge_calls(judge)
+    counts = run_judge(config)["hand"]
+    # alpha: 4 games + 1 retry for FLAKY + 3 attempts for NEVER; beta: 5 games
+    assert _judge_calls(judge) - before == 13 and counts["unparseable"] == 1 and counts["done"] == 10
+    out = tmp_path / "eval" / "hand" / "model_judgment" / "judge_single.jsonl"
+    records = {(r["model"], r["question_id"], r["turn"]): r for r in read_jsonl(out)}
+    assert records[("alpha", 3, 1)]["score"] == -1 and "error" in records[("alpha", 3, 1)]
+    assert records[("alpha", 2, 2)]["score"] == 9.0  # FLAKY: parsed on the second attempt
+    assert records[("beta", 1, 1)]["score"] == 3.0  # the [3] backup pattern
+    math = records[("alpha", 2, 1)]
+    assert math["judge"] == ["judge", "single-math-v1"] and "REFERENCE 42" in math["user_prompt"]
+    assert records[("alpha", 2, 2)]["judge"] == ["judge", "single-math-v1-multi-turn"]
+    assert records[("beta", 1, 2)]["judge"] == ["judge", "single-v1-multi-turn"] and "BAD poem" in records[("beta", 1, 2)]["user_prompt"]
+
+    before = _judge_calls(judge)
+    run_judge(config)  # only the error is judged again (3 attempts)
+    assert _judge_calls(judge) - before == 3 and len(read_jsonl(out)) == 10
+
+    shown = run_show([str(out)], str(tmp_path / "question.jsonl"), rounds=100)[str(out)]
+    assert (shown["alpha"]["score"], shown["alpha"]["judgments"]) == (9.0, 4)
+    assert (shown["beta"]["score"], shown["beta"]["turn_1"], shown["beta"]["turn_2"]) == (3.4, round(11 / 3, 4), 3.0)
+
+
+def test_pairwise_games_are_played_in_both_orders_and_disagreement_is_a_tie(ray_session, bench, judge, tmp_path):
+    config = load_config(None, [*bench, "eval.judge_mode=pairwise-baseline", "eval.baseline_model=beta"])
+    before = _judge_calls(judge)
+    run_judge(config)
+    assert _judge_calls(judge) - before == 4 * 2 + 2 + 2 * 3  # 4 games in two orders, FLAKY once more in each, NEVER 3 attempts in each
+    out = tmp_path / "eval" / "hand" / "model_judgment" / "judge_pair.jsonl"
+    games = {(r["question_id"], r["turn"]): r for r in read_jsonl(out)}
+    assert (games[(1, 1)]["g1_winner"], games[(1, 1)]["g2_winner"]) == ("model_1", "model_1")  # alpha wins as A and as B
+    assert (games[(2, 2)]["g1_winner"], games[(2, 2)]["g2_winner"]) == ("model_1", "model_2")  # position bias
+    assert games[(2, 1)]["judge"] == ["judge", "pair-math-v1"] and games[(3, 1)]["g1_winner"] == "error"
+    shown = run_show([str(out)], baseline="beta", rounds=100)[str(out)]
+    assert set(shown) == {"alpha"}
+    alpha = shown["alpha"]
+    assert (alpha["win"], alpha["loss"], alpha["tie"], alpha["win_rate_adjusted"]) == (3, 0, 1, 0.875)
+    before = _judge_calls(judge)
+    run_judge(config)
+    assert _judge_calls(judge) - before == 6  # resumed: only the unparseable game is played again
+
+
+def test_answers_use_fastchat_temperatures_and_see_the_first_answer(ray_session, bench, judge, tmp_path):
+    config = load_config(None, [*bench, f"eval.answer={{model: answerer, base_url: '{judge.url}', temperature: 0.3}}"])
+    start = len(judge.requests)
+    run_answers(config)
+    asked = [r for r in judge.requests[start:] if r["model"] == "answerer"]
+    by_question = {r["messages"][0]["content"]: r for r in asked}
+    assert len(asked) == 5
+    assert [by_question[q]["temperature"] for q in ("Write a poem.", "What is 6 x 7?", "Say hello.")] == [0.7, 0.0, 0.3]
+    second = next(r for r in asked if len(r["messages"]) == 3 and r["messages"][0]["content"] == "Write a poem.")
+    assert second["messages"][1] == {"role": "assistant", "content": "Answer to: Write a poem."}
+    answers = load_answers(tmp_path / "eval" / "hand" / "model_answer" / "answerer.jsonl")
+    assert sorted(answers) == [1, 2, 3] and [len(a["choices"][0]["turns"]) for a in answers.values()] == [2, 2, 1]
+    assert all(a["model_id"] == "answerer" and a["answer_id"] for a in answers.values())
+    start = len(judge.requests)
+    run_answers(config)
+    assert not [r for r in judge.requests[start:] if r["model"] == "answerer"]  # nothing is answered twice
+
+
+def test_mt_bench_answers_from_the_serve_app(ray_session, usergpt, tiny_model_dir, benchmarks_dir, tmp_path):
+    app = start_tiny_app(usergpt, tiny_model_dir, tmp_path / "serve")
+    try:
+        questions = benchmarks_dir / "mt_bench" / "question.jsonl"
+        config = load_config(ROOT / "configs/tiny.yaml", [
+            f"run.workdir={tmp_path}", f"serve.port={app['port']}", f"eval.benchmarks=[{{name: mt_bench, questions: '{questions}'}}]",
+            "eval.answer.model=baseline", "eval.answer.max_tokens=8"])  # fmt: skip
+        counts = run_answers(config)["mt_bench"]
+    finally:
+        serve.shutdown()
+    answers = load_answers(tmp_path / "eval" / "mt_bench" / "model_answer" / "baseline.jsonl")
+    assert counts == {"done": 80, "failed": 0, "answered_before": 0} and len(answers) == 80
+    assert all(len(a["choices"][0]["turns"]) == 2 and a["model_id"] == "baseline" for a in answers.values())
+
+
+def test_the_trained_simulator_predicts_human_turns_better_than_the_base(usergpt, tiny_model_dir, prepared_sample, tmp_path):
+    config = load_config(ROOT / "configs/tiny.yaml", [
+        f"run.workdir={tmp_path}", f"eval.simulator_model={usergpt['output']}", f"eval.simulator_base={tiny_model_dir}",
+        f"eval.heldout={prepared_sample / 'parquet' / 'eval'}"])  # fmt: skip
+    result = run_simulator(config)
+    assert result["conversations"] > 0 and result["simulator"]["tokens"] == result["base"]["tokens"] > 0
+    assert result["simulator"]["perplexity"] < result["base"]["perplexity"]
+    assert json.loads((tmp_path / "eval" / "simulator.json").read_text())["simulator"]["perplexity"] == result["simulator"]["perplexity"]
