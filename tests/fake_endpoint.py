@@ -16,6 +16,15 @@ from aiohttp import web
 from ray_apps.conversation import END_OF_CONVERSATION
 
 
+def chat_response(n: int, model: str, text: str) -> web.Response:
+    """A chat completion as an OpenAI-compatible server answers it."""
+    return web.json_response({
+        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    })  # fmt: skip
+
+
 class FakeEndpoint:
     def __init__(self, failure_rate: float = 0.0, hang_s: float = 3.0, delay_s: float = 0.0, turns: int = 2):
         self.failure_rate, self.hang_s, self.delay_s, self.turns = failure_rate, hang_s, delay_s, turns
@@ -50,11 +59,7 @@ class FakeEndpoint:
             text = END_OF_CONVERSATION if asked >= self.turns else f"How does step {asked + 1} of plan {n} work?"
         else:
             text = f"Step by step answer number {n}."
-        return web.json_response({
-            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        })  # fmt: skip
+        return chat_response(n, body["model"], text)
 
     def start(self) -> FakeEndpoint:
         app = web.Application()

@@ -12,7 +12,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from .fake_endpoint import FakeEndpoint
+from .fake_endpoint import FakeEndpoint, chat_response
 
 
 def verdict(prompt: str, seen: int) -> str:
@@ -48,8 +48,4 @@ class FakeJudge(FakeEndpoint):
             self.seen[prompt] += 1
         else:
             text = f"Answer to: {prompt[:40]}"
-        return web.json_response({
-            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        })  # fmt: skip
+        return chat_response(len(self.requests), body["model"], text)

@@ -140,10 +140,12 @@ def _sample_nucleus(probs: torch.Tensor, top_p: torch.Tensor, generators: list) 
     the vocabulary. Rejection sampling, as FlashInfer does: draw by inverse CDF from the tokens above
     a pivot; accept the token if the tokens more likely than it weigh at most top_p, else make it the
     pivot (every nucleus token is more likely than it) and draw again."""
-    picked = torch.zeros(len(probs), dtype=torch.long, device=probs.device)
+    picked = probs.argmax(dim=-1)  # kept by a row still undecided after the last round (only degenerate, e.g. NaN, rows)
     pending = torch.arange(len(probs), device=probs.device)
     pivot = None  # the first draw is from the whole distribution
-    while len(pending):
+    for _ in range(64):  # each round removes at least the rejected token; a few rounds suffice in practice
+        if not len(pending):
+            break
         p = probs[pending]
         candidates = p if pivot is None else p * (p > pivot.unsqueeze(1))
         cdf = candidates.cumsum(dim=-1)

@@ -110,6 +110,8 @@ def test_sampling_follows_temperature_and_top_p():
     assert frequencies(temperature=0) == [0, 0, 1, 0]
     assert frequencies(temperature=1.0) == pytest.approx([0.1, 0.0, 0.6, 0.3], abs=0.03)
     assert frequencies(temperature=1.0, top_p=0.7) == pytest.approx([0.0, 0.0, 2 / 3, 1 / 3], abs=0.03)  # 0.1 is outside the nucleus
+    broken = _Sequence(GenerationRequest([1], SamplingParams(max_tokens=1, top_p=0.5)), None, frozenset())
+    assert _sample(torch.full((1, 4), float("nan")), [broken])[0] in range(4)  # a degenerate row ends, it does not loop
 
 
 def test_a_tail_that_may_become_a_stop_string_is_held_back():
