@@ -255,7 +255,7 @@ class EndpointConfig(Section):
     max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx and timeouts (exponential backoff with jitter, Retry-After honoured).")
     requests_per_minute: float | None = Field(None, gt=0, description="Request rate limit shared by every actor of the run; null: none.")
     tokens_per_minute: float | None = Field(None, gt=0, description="Token rate limit (prompt + max_tokens) shared by every actor; null: none.")
-    tokenizer: str | None = Field(None, description="Tokenizer for the context budget (path or hub id); null: <workdir>/models/<model> if present, else ~4 characters a token.")
+    tokenizer: str | None = Field(None, description="Tokenizer for token counts: the rollout context budget, token rate limits (path or hub id); null: <workdir>/models/<model> if present, else ~4 characters a token.")
     price_per_1k_prompt: float = Field(0.0, ge=0, description="Cost of 1,000 prompt tokens, for the cost estimate.")
     price_per_1k_completion: float = Field(0.0, ge=0, description="Cost of 1,000 completion tokens, for the cost estimate.")
 

@@ -42,7 +42,7 @@ class JobRunner:
     def __init__(self, task: str, work: Callable, endpoint: dict, base_url: str, governor, in_flight: int):
         self.task, self.work, self.cfg, self.base_url, self.governor = task, work, EndpointConfig.model_validate(endpoint), base_url, governor
         self.in_flight, self.client, self.limit = in_flight, None, None
-        self.count_tokens = token_counter(None)
+        self.count_tokens = token_counter(self.cfg.tokenizer)
         self.metric = metrics.Counter("realm_eval_jobs", "Eval jobs finished, by task and status.", tag_keys=("task", "status"))
 
     async def __call__(self, batch: dict[str, np.ndarray]):

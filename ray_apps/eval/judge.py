@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from pathlib import Path
 
 from ..config import ConfigError, PipelineConfig
 from ..rollout.driver import resolve_endpoint
@@ -53,8 +54,10 @@ async def judge_pair(chat: Chat, item: dict) -> dict:
     return record
 
 
-def _games(config: PipelineConfig, answered: list[str]) -> list[tuple[str, ...]]:
+def _games(config: PipelineConfig, answered: list[str], where: Path) -> list[tuple[str, ...]]:
     cfg = config.eval
+    if not answered:
+        raise ConfigError(f"eval.benchmarks: no answers in {where}; run `realm eval answers` first")
     models = cfg.models or answered
     if missing := [m for m in models if m not in answered]:
         raise ConfigError(f"eval.models: no answers of {missing} (answered: {answered}); run `realm eval answers` for them first")
@@ -83,7 +86,7 @@ def run_judge(config: PipelineConfig, names: list[str] | None = None) -> dict:
     for bench in selected:
         root = bench_dir(config, bench)
         answers = {p.stem: load_answers(p) for p in sorted((root / "model_answer").glob("*.jsonl"))}
-        games = _games(config, sorted(answers))
+        games = _games(config, sorted(answers), root / "model_answer")
         refs = load_answers(bench.reference_answers) if bench.reference_answers else {}
         out = root / "model_judgment" / f"{cfg.judge.model}_{kind}.jsonl"
         kept = [r for r in (read_jsonl(out) if out.exists() else []) if "error" not in r]

@@ -21,8 +21,10 @@ def human_turn_perplexity(path: str, records: list[dict], max_length: int, simul
     tokenizer, model = load_tokenizer(path), load_model(path).eval()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
+    from tqdm.auto import tqdm
+
     nll, tokens = 0.0, 0
-    for record in records:
+    for record in tqdm(records, desc=f"perplexity {Path(path).name}", unit="conversation"):
         messages = training_messages({"messages": record["messages"], "meta": record["meta"]}, "user", simulator_prompt=simulator_prompt)
         encoded = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
         ids, mask = encoded["input_ids"][:max_length], encoded["assistant_masks"][:max_length]

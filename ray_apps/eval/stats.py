@@ -106,11 +106,13 @@ def mean_pairwise_similarity(vectors: np.ndarray) -> float | None:
     return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
-def dataset_stats(records: list[dict], count) -> dict:
+def dataset_stats(records: list[dict], count, name: str = "") -> dict:
     """Everything but topic diversity, for one dataset; also the per-session and per-utterance lengths for plots."""
+    from tqdm.auto import tqdm
+
     turns, session_tokens, lengths, user_texts, all_texts = [], [], {USER: [], ASSISTANT: []}, [], []
     reasons, ended, questions = Counter(), 0, 0
-    for r in records:
+    for r in tqdm(records, desc=f"stats {name}", unit="session"):
         body = [m for m in r["messages"] if m["role"] in (USER, ASSISTANT) and not is_end_marker(m)]
         users = [m["content"] for m in body if m["role"] == USER]
         turns.append(len(users))
@@ -162,7 +164,7 @@ def run_stats(config: PipelineConfig, datasets: list[str], names: list[str] | No
     tokenizer = cfg.stats_tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
     count, unit = counter(tokenizer)
     loaded = {name: load_sessions(path) for name, path in zip(names, datasets)}
-    results = {name: dataset_stats(records, count) | {"skipped_rows": dict(skipped)} for name, (records, skipped) in loaded.items()}
+    results = {name: dataset_stats(records, count, name) | {"skipped_rows": dict(skipped)} for name, (records, skipped) in loaded.items()}
 
     rng = random.Random(config.run.seed)
     samples = {name: [_session_text(r) for r in rng.sample(records, min(cfg.stats_sample, len(records)))] for name, (records, _) in loaded.items()}

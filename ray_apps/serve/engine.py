@@ -143,13 +143,19 @@ def _sample_nucleus(probs: torch.Tensor, top_p: torch.Tensor, generators: list) 
     picked = probs.argmax(dim=-1)  # kept by a row still undecided after the last round (only degenerate, e.g. NaN, rows)
     pending = torch.arange(len(probs), device=probs.device)
     pivot = None  # the first draw is from the whole distribution
+    seeded = {row: g for row, g in enumerate(generators) if g is not None}
     for _ in range(64):  # each round removes at least the rejected token; a few rounds suffice in practice
         if not len(pending):
             break
         p = probs[pending]
         candidates = p if pivot is None else p * (p > pivot.unsqueeze(1))
         cdf = candidates.cumsum(dim=-1)
-        uniform = torch.stack([torch.rand((), generator=generators[row]) for row in pending.tolist()]).to(probs.device)
+        uniform = torch.rand(len(pending))
+        if seeded:
+            for k, row in enumerate(pending.tolist()):
+                if row in seeded:
+                    uniform[k] = torch.rand((), generator=seeded[row])
+        uniform = uniform.to(probs.device)
         token = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(1), right=True).clamp(max=cdf.shape[1] - 1)
         chosen = p.gather(1, token)
         more_likely = (p * (p > chosen)).sum(dim=-1)

@@ -98,6 +98,15 @@ def test_pairwise_games_are_played_in_both_orders_and_disagreement_is_a_tie(ray_
     assert _judge_calls(judge) - before == 6  # resumed: only the unparseable game is played again
 
 
+def test_judging_a_benchmark_without_answers_fails_naming_the_step_to_run(bench, tmp_path):
+    from ray_apps.config import ConfigError
+
+    for answers in (tmp_path / "eval" / "hand" / "model_answer").glob("*.jsonl"):
+        answers.unlink()
+    with pytest.raises(ConfigError, match="eval.benchmarks: no answers in .*realm eval answers"):
+        run_judge(load_config(None, bench))
+
+
 def test_answers_use_fastchat_temperatures_and_see_the_first_answer(ray_session, bench, judge, tmp_path):
     config = load_config(None, [*bench, f"eval.answer={{model: answerer, base_url: '{judge.url}', temperature: 0.3}}"])
     start = len(judge.requests)
