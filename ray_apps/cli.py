@@ -72,7 +72,8 @@ def _split_overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, runtime_env: dict | None = None) -> int:
+    """Run one command; ``runtime_env`` (from jobs/) applies to every task and actor it starts."""
     args = _parser().parse_args(argv)
     overrides = _split_overrides(args)
     if getattr(args, "preset", None):
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             from .runtime import ensure_ray
 
             resolve_inputs(args.input or config.prepare.inputs)  # fail before starting Ray
-            ensure_ray(config.ray)
+            ensure_ray(config.ray, runtime_env)
             run_prepare(config, args.input, args.output)
         elif args.command == "init-model":
             from .models import run_init_model
@@ -109,26 +110,28 @@ def main(argv: list[str] | None = None) -> int:
             from .runtime import ensure_ray
             from .train import run_train
 
-            ensure_ray(config.ray)
+            ensure_ray(config.ray, runtime_env)
             run_train(config, args.role)
         elif args.command == "serve":
             from .runtime import ensure_ray
             from .serve import model_paths, run_serve
 
             model_paths(config)  # fail on a missing model before starting Ray
-            ensure_ray(config.ray)
+            ensure_ray(config.ray, runtime_env)
             run_serve(config, detach=args.detach)
         elif args.command == "rollout":
             from .rollout import run_rollout
             from .runtime import ensure_ray
 
-            ensure_ray(config.ray)
+            ensure_ray(config.ray, runtime_env)
             run_rollout(config, args.output)
         elif args.command == "eval":
-            return _eval(config, args)
+            return _eval(config, args, runtime_env)
         elif args.command == "pipeline":
             from .pipeline import run_pipeline
+            from .runtime import ensure_ray
 
+            ensure_ray(config.ray, runtime_env)
             run_pipeline(config, args.workdir)
     except (ConfigError, InputError, ModelNotFoundError, TrainError) as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _eval(config, args: argparse.Namespace) -> int:
+def _eval(config, args: argparse.Namespace, runtime_env: dict | None) -> int:
     from . import eval as evaluation
     from .runtime import ensure_ray
 
@@ -157,7 +160,7 @@ def _eval(config, args: argparse.Namespace) -> int:
     elif command == "simulator":
         evaluation.run_simulator(config, args.output)
     else:
-        ensure_ray(config.ray)
+        ensure_ray(config.ray, runtime_env)
         if command == "answers":
             evaluation.run_answers(config, args.bench, args.model)
         else:

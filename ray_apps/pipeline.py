@@ -1,42 +1,231 @@
-"""`realm pipeline`: the stages in order, each skipped when its completion marker matches the config."""
+"""`realm pipeline`: every stage in order under one working directory, each skipped once complete.
+
+prepare -> init-model (tiny preset) -> train usergpt -> train baseline -> rollout (the simulator
+and the assistant served by Ray Serve, unless hosted) -> train realm -> eval -> report.
+
+A stage's fingerprint hashes the config sections it reads and the fingerprints of the stages it
+reads from. Its state lives in ``<workdir>/stages/<stage>.json``: ``running`` while it runs,
+``complete`` with its seconds and result after. A rerun skips a complete stage with the same
+fingerprint, resumes a running one (training from its last checkpoint, rollout and eval from
+what they wrote) and redoes one whose fingerprint changed, clearing its old artefacts first.
+``manifest.json`` lists the config fingerprint, package versions, timings and artefact paths.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from .config import PipelineConfig, write_run_config
-from .data import run_prepare
-from .models import run_init_model
+from .config import PipelineConfig, ServedModelConfig, write_run_config
 from .runtime import ensure_ray
 
-MARKER = "_COMPLETE.json"
+PACKAGES = ("realm-on-ray", "ray", "torch", "transformers", "trl", "deepspeed", "datasets", "openai", "vllm")
+ASSISTANTS = ("baseline", "realm")  # the assistant trained on real sessions, and the one trained on simulated ones
 
 
-def _stage(name: str, directory: Path, fingerprint: str, run: Callable[[], object]) -> None:
-    marker = directory / MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
-        print(f"[pipeline] {name}: done before, skipped ({directory})", flush=True)
-        return
-    print(f"[pipeline] {name}: running -> {directory}", flush=True)
-    started = time.time()
-    run()
-    seconds = round(time.time() - started, 1)
-    marker.write_text(json.dumps({"stage": name, "fingerprint": fingerprint, "seconds": seconds}) + "\n")
-    print(f"[pipeline] {name}: finished in {seconds}s", flush=True)
+@dataclass
+class Stage:
+    name: str
+    sections: tuple[str, ...]  # config sections it reads
+    after: tuple[str, ...]  # stages whose artefacts it reads
+    artefacts: tuple[Path, ...]  # what it writes (cleared when its fingerprint changes)
+    run: Callable[[str], dict]  # called with the stage's fingerprint
 
 
 def run_pipeline(config: PipelineConfig, workdir: str | None = None) -> Path:
-    """Run every stage under ``workdir`` (default ``run.workdir``); returns the working directory."""
-    root = Path(workdir or config.run.workdir)
+    """Run (or resume) every stage under ``workdir`` (default ``run.workdir``); returns the report's path."""
+    if workdir:
+        config = config.model_copy(update={"run": config.run.model_copy(update={"workdir": workdir})})
+    root = Path(config.run.workdir).resolve()
     write_run_config(config, root)
-    fingerprint = config.fingerprint()
-    real = root / "real"
-    _stage("prepare", real, fingerprint, lambda: (ensure_ray(config.ray), run_prepare(config, output=str(real))))
+    ensure_ray(config.ray)
+    stages = _stages(config, root)
+    manifest = {"config_fingerprint": config.fingerprint(), "config": str(root / "resolved_config.yaml"),
+                "packages": _versions(), "stages": {}}  # fmt: skip
+    started = time.time()
+    fingerprints: dict[str, str] = {}
+    for number, stage in enumerate(stages, 1):
+        fingerprints[stage.name] = _fingerprint(config, stage, fingerprints)
+        manifest["stages"][stage.name] = _run_stage(stage, fingerprints[stage.name], root, f"{number}/{len(stages) + 1}")
+        _write_manifest(root, manifest)
+
+    from .report import write_report
+
+    report = write_report(root, {name: entry["result"] for name, entry in manifest["stages"].items()}, manifest)
+    manifest |= {"report": str(report), "seconds": round(time.time() - started, 1)}
+    _write_manifest(root, manifest)
+    print(f"[pipeline] {len(stages) + 1}/{len(stages) + 1} report -> {report}", flush=True)
+    print(f"[pipeline] complete in {manifest['seconds']}s; report: {report}", flush=True)
+    return report
+
+
+def _stages(config: PipelineConfig, root: Path) -> list[Stage]:
+    from .data import run_prepare
+    from .models import run_init_model
+
+    real, base = root / "real", root / "models" / "base"
+    realchat = Path(config.rollout.output or root / "realchat")
+    stages = [Stage("prepare", ("run", "prepare"), (), (real,), lambda _: run_prepare(config, output=str(real)))]
     if config.model.base is None:
-        base = root / "models" / "base"
-        _stage("init-model", base, fingerprint, lambda: run_init_model(config, real, base))
-    print(f"[pipeline] complete: {root.resolve()}", flush=True)
-    return root
+        stages.append(Stage("init-model", ("model",), ("prepare",), (base,), lambda _: {"model": str(run_init_model(config, real, base))}))
+    model_stage = ("init-model",) if config.model.base is None else ("prepare",)
+    stages += [
+        _train_stage(config, root, "usergpt", "user", real, model_stage),
+        _train_stage(config, root, "baseline", "assistant", real, model_stage),
+        Stage("rollout", ("rollout",), ("train-usergpt", "train-baseline"), (realchat,), lambda _: _rollout(config, realchat)),
+        _train_stage(config, root, "realm", "assistant", realchat, ("rollout",)),
+        Stage("eval", ("eval",), ("rollout", "train-baseline", "train-realm"), (_eval_dir(config, root),),
+              lambda _: _evaluate(config, root, real, realchat)),
+    ]  # fmt: skip
+    return stages
+
+
+def _train_stage(config: PipelineConfig, root: Path, name: str, role: str, data: Path, after: tuple[str, ...]) -> Stage:
+    from .train import run_train
+
+    output = root / "models" / name
+    train = config.train.model_copy(update={"data": str(data), "output": str(output)})
+    derived = config.model_copy(update={"train": train})
+
+    def run(fingerprint: str) -> dict:
+        # The Ray Train run is named after the stage's fingerprint: a rerun resumes it, changed inputs start a new one.
+        metrics = run_train(derived, role, run_name=f"{config.run.name}-{name}-{fingerprint[:8]}")
+        return {k: metrics.get(k) for k in ("output", "step", "eval_loss_first", "eval_loss_last", "tokens_per_second")}
+
+    return Stage(f"train-{name}", ("train",), after, (output,), run)
+
+
+def _rollout(config: PipelineConfig, output: Path) -> dict:
+    from .rollout import run_rollout
+
+    cfg = config.rollout
+    hosted = [endpoint.model for endpoint in (cfg.user, cfg.assistant) if endpoint.base_url is not None]
+    if hosted:
+        print(f"[pipeline] rollout: {', '.join(hosted)} from the configured endpoint(s), not served here", flush=True)
+    local = [endpoint.model for endpoint in (cfg.user, cfg.assistant) if endpoint.base_url is None]
+    with _serving(config, local):
+        return run_rollout(config, str(output))
+
+
+def _evaluate(config: PipelineConfig, root: Path, real: Path, realchat: Path) -> dict:
+    from . import eval as evaluation
+
+    out = _eval_dir(config, root)
+    result = {"stats": evaluation.run_stats(config, [str(real / "parquet" / "train"), str(realchat / "data")], ["real", "simulated"],
+                                            str(out / "stats"))}  # fmt: skip
+    result["simulator"] = evaluation.run_simulator(config, str(out / "simulator.json"))
+    if not config.eval.benchmarks:
+        print("[pipeline] eval answers: skipped, no benchmark configured (set eval.benchmarks to FastChat question files)", flush=True)
+        return result
+    judged = config.eval.model_copy(update={"models": list(ASSISTANTS), "baseline_model": config.eval.baseline_model or ASSISTANTS[0]})
+    config = config.model_copy(update={"eval": judged})
+    with _serving(config, list(ASSISTANTS) if config.eval.answer.base_url is None else []):
+        result["answers"] = {model: evaluation.run_answers(config, model=model) for model in ASSISTANTS}
+        if config.eval.judge is None:
+            print("[pipeline] eval judge: skipped, no judge endpoint configured. To judge, set eval.judge "
+                  "({model, base_url, api_key_env}) and eval.judge_prompts (FastChat judge_prompts.jsonl), then rerun.", flush=True)  # fmt: skip
+            result["judge"] = None
+        else:
+            evaluation.run_judge(config)
+            result["judge"] = _show(config, out)
+    return result
+
+
+def _show(config: PipelineConfig, out: Path) -> dict:
+    from . import eval as evaluation
+
+    shown = {}
+    for bench in config.eval.benchmarks:
+        files = sorted(str(f) for f in (out / bench.name / "model_judgment").glob("*.jsonl"))
+        if files:
+            shown[bench.name] = evaluation.run_show(files, bench.questions, config.eval.baseline_model,
+                                                    str(out / bench.name / "results.json"), config.eval.bootstrap_rounds)  # fmt: skip
+    return shown
+
+
+@contextmanager
+def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
+    """Serve ``names`` from ``<workdir>/models`` (replica settings from ``serve.models`` when listed there) while the block runs."""
+    if not names:
+        yield
+        return
+    from ray import serve
+
+    from .serve import start_serve
+
+    listed = {m.name: m for m in config.serve.models}
+    template = config.serve.models[0] if config.serve.models else ServedModelConfig(name=names[0])
+    models = [listed.get(name) or template.model_copy(update={"name": name, "path": None}) for name in dict.fromkeys(names)]
+    served = config.model_copy(update={"serve": config.serve.model_copy(update={"models": models})})
+    url = start_serve(served)
+    print(f"[pipeline] serving {', '.join(m.name for m in models)} at {url}", flush=True)
+    try:
+        yield
+    finally:
+        serve.delete(config.serve.app_name)  # frees the replicas' CPUs and GPUs for the next stage
+
+
+def _eval_dir(config: PipelineConfig, root: Path) -> Path:
+    return Path(config.eval.output or root / "eval")
+
+
+def _fingerprint(config: PipelineConfig, stage: Stage, upstream: dict[str, str]) -> str:
+    dumped = config.model_dump(mode="json")
+    inputs = {"sections": {s: dumped[s] for s in stage.sections}, "after": {s: upstream[s] for s in stage.after}}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _state(root: Path, name: str) -> dict:
+    path = root / "stages" / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _set_state(root: Path, name: str, state: dict) -> None:
+    path = root / "stages" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_text(json.dumps(state, indent=2, default=str) + "\n")
+    path.with_suffix(".tmp").replace(path)
+
+
+def _run_stage(stage: Stage, fingerprint: str, root: Path, position: str) -> dict:
+    state = _state(root, stage.name)
+    artefacts = [str(p) for p in stage.artefacts]
+    if state.get("status") == "complete" and state.get("fingerprint") == fingerprint:
+        print(f"[pipeline] {position} {stage.name}: done before, skipped ({', '.join(artefacts)})", flush=True)
+        return state | {"skipped": True}
+    if state and state.get("fingerprint") != fingerprint:
+        print(f"[pipeline] {position} {stage.name}: its config or inputs changed, clearing {', '.join(artefacts)}", flush=True)
+        for path in stage.artefacts:
+            shutil.rmtree(path, ignore_errors=True)
+    resumed = state.get("status") == "running" and state.get("fingerprint") == fingerprint
+    print(f"[pipeline] {position} {stage.name}: {'resuming' if resumed else 'running'} -> {', '.join(artefacts)}", flush=True)
+    _set_state(root, stage.name, {"stage": stage.name, "status": "running", "fingerprint": fingerprint, "artefacts": artefacts})
+    started = time.time()
+    result = stage.run(fingerprint)
+    state = {"stage": stage.name, "status": "complete", "fingerprint": fingerprint, "seconds": round(time.time() - started, 1),
+             "artefacts": artefacts, "result": result}  # fmt: skip
+    _set_state(root, stage.name, state)
+    print(f"[pipeline] {position} {stage.name}: finished in {state['seconds']}s", flush=True)
+    return state
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _write_manifest(root: Path, manifest: dict) -> None:
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")

@@ -10,10 +10,13 @@ import ray
 from .config import RayConfig
 
 
-def ensure_ray(cfg: RayConfig) -> None:
-    """Connect to ``cfg.address`` (or ``RAY_ADDRESS``), or start a local Ray; no-op if connected."""
+def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
+    """Connect to ``cfg.address`` (or ``RAY_ADDRESS``), or start a local Ray; no-op if connected.
+
+    ``runtime_env`` applies to every task and actor of this driver (merged with a submitted job's own).
+    """
     if ray.is_initialized():
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     kwargs = {"address": address} if address else {"num_cpus": cfg.num_cpus}
-    ray.init(**kwargs, logging_level=logging.WARNING, log_to_driver=True)
+    ray.init(**kwargs, runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=True)

@@ -74,6 +74,7 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
             # four batches in flight per actor, all on its one event loop, sharing its session limit
             compute=ray.data.ActorPoolStrategy(size=cfg.actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4),
             num_cpus=0.1,
+            scheduling_strategy="SPREAD",  # sessions over every node of a cluster, not packed on one
         )
         tripped = _follow(ds, len(pending), governors, cfg.progress_interval_s)
     sessions, failures = collect(out, keys)

@@ -16,6 +16,7 @@ from .sft import accumulation_steps
 from .views import Role
 
 OUTPUT_NAMES = {"user": "usergpt", "assistant": "baseline"}
+ROLLOUT_SESSIONS = "data/sessions.parquet"
 
 
 class TrainError(ValueError):
@@ -35,9 +36,19 @@ def _paths(config: PipelineConfig, role: Role) -> dict[str, str]:
 
 
 def _read(data: str, split: str) -> ray.data.Dataset | None:
+    """A split of `realm prepare` output (``parquet/<split>/``); a `realm rollout` output is all ``train``."""
     directory = Path(data) / "parquet" / split
     files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
-    return ray.data.read_parquet([str(f) for f in files]) if files else None
+    if not files and split == "train" and (Path(data) / ROLLOUT_SESSIONS).is_file():
+        files = [Path(data) / ROLLOUT_SESSIONS]
+    if not files:
+        return None
+    context = ray.data.DataContext.get_current()
+    bars, context.enable_progress_bars = context.enable_progress_bars, False  # workers read it every epoch: bars there are noise
+    try:
+        return ray.data.read_parquet([str(f) for f in files])  # the dataset keeps a copy of the context
+    finally:
+        context.enable_progress_bars = bars
 
 
 def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None) -> None:
@@ -53,13 +64,16 @@ def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None) 
         raise TrainError(str(exc)) from None
 
 
-def run_train(config: PipelineConfig, role: Role) -> dict:
+def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -> dict:
     """Train ``role`` ("user": UserGPT on the swapped view; "assistant": on the normal view).
 
-    Returns the final metrics, with ``output`` set to the exported Hugging Face directory.
+    The Ray Train run is ``run_name`` (default ``<run.name>-<output directory name>``): resubmitting
+    it resumes from its last checkpoint. Returns the final metrics, with ``output`` set to the
+    exported Hugging Face directory.
     """
     cfg = config.train
     paths = _paths(config, role)
+    name = run_name or f"{config.run.name}-{Path(paths['output']).name}"
     train, evaluation = _read(paths["data"], "train"), _read(paths["data"], "eval")
     _check(config, paths, train)
     datasets = {"train": train, **({"eval": evaluation} if evaluation is not None else {})}
@@ -78,7 +92,7 @@ def run_train(config: PipelineConfig, role: Role) -> dict:
             resources_per_worker={"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})},
         ),
         run_config=RunConfig(
-            name=f"{config.run.name}-{role}",
+            name=name,
             storage_path=paths["storage"],
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
@@ -90,11 +104,11 @@ def run_train(config: PipelineConfig, role: Role) -> dict:
     )
     result = trainer.fit()
     if result.checkpoint is None:
-        raise TrainError(f"run {config.run.name}-{role} ended without a checkpoint")
+        raise TrainError(f"run {name} ended without a checkpoint")
     output = Path(paths["output"])
     with result.checkpoint.as_directory() as directory:
         if not (Path(directory) / FINAL_MARKER).is_file():
-            raise TrainError(f"the last checkpoint of run {config.run.name}-{role} holds no final model")
+            raise TrainError(f"the last checkpoint of run {name} holds no final model")
         shutil.rmtree(output, ignore_errors=True)
         shutil.copytree(Path(directory) / MODEL_DIR, output)
     write_run_config(config, output)

@@ -1,29 +1,125 @@
-"""`realm pipeline` on the embedded tiny default: prepare then init-model, rerun skips both."""
+"""`realm pipeline` end to end on the tiny default: submitted with `ray job submit` to a cluster started
+with `ray start --head` on loopback; then killed during rollout and resumed (every seed exactly once);
+then rerun, skipping every stage."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
-from ray_apps.config import load_config
-from ray_apps.models import load_model, load_tokenizer
-from ray_apps.pipeline import MARKER, run_pipeline
-
-from ..conftest import ROOT, SAMPLE
+from ..conftest import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
+BIN = Path(sys.executable).parent
+STAGES = ["prepare", "init-model", "train-usergpt", "train-baseline", "rollout", "train-realm", "eval"]
+# The tiny default, smaller: a test checks that the stages join up, not what they learn.
+SMALL = ["rollout.num_sessions=24", "rollout.max_turns=2", "rollout.user.max_tokens=32", "rollout.assistant.max_tokens=32",
+         "eval.answer.max_tokens=24", "eval.stats_sample=50", "train.max_steps=4", "train.eval_steps=4", "train.save_steps=4"]  # fmt: skip
 
-def test_tiny_pipeline_runs_then_skips_done_stages(ray_session, tmp_path, capsys):
-    cfg = load_config(ROOT / "configs/tiny.yaml", [f"prepare.inputs=[{SAMPLE}]"])
-    root = run_pipeline(cfg, str(tmp_path / "run"))
-    assert (root / "real" / MARKER).is_file() and (root / "models" / "base" / MARKER).is_file()
-    model = load_model(str(root / "models" / "base"))
-    tokenizer = load_tokenizer(str(root / "models" / "base"))
-    assert model.config.vocab_size == len(tokenizer) and tokenizer.chat_template
-    capsys.readouterr()
 
-    run_pipeline(cfg, str(tmp_path / "run"))
-    out = capsys.readouterr().out
-    assert "prepare: done before, skipped" in out and "init-model: done before, skipped" in out
+@pytest.fixture(scope="module")
+def head():
+    """A Ray cluster from `ray start --head --block` on loopback, in its own temp dir (so no other
+    `ray.init()` on this machine finds it); SIGTERM to the `ray start` process ends this cluster only."""
+    temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths live under it
+    dashboard, port = free_port(), free_port()
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": ""}
+    proc = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={temp}"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.time() + 180
+    while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env, capture_output=True).returncode != 0:
+        assert proc.poll() is None and time.time() < deadline, "ray start --head did not come up"
+        time.sleep(2)
+    yield {"address": address, "gcs": f"127.0.0.1:{port}", "env": env}
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=120)
 
-    changed = load_config(ROOT / "configs/tiny.yaml", [f"prepare.inputs=[{SAMPLE}]", "prepare.min_chars=20"])
-    run_pipeline(changed, str(tmp_path / "run"))
-    assert "prepare: running" in capsys.readouterr().out  # a new config fingerprint reruns the stage
+
+@pytest.fixture(scope="module")
+def submitted(head, tmp_path_factory):
+    """The pipeline submitted as a Ray job: `ray job submit --working-dir . -- python jobs/pipeline.py ...`."""
+    workdir = tmp_path_factory.mktemp("job") / "run"
+    command = [str(BIN / "ray"), "job", "submit", "--address", head["address"], "--working-dir", str(ROOT), "--",
+               "python", "jobs/pipeline.py", "--config", "configs/tiny.yaml", f"run.workdir={workdir}", *SMALL]  # fmt: skip
+    job = subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=1500)
+    assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout[-4000:] + job.stderr[-2000:]
+    return {"workdir": workdir, "log": job.stdout}
+
+
+def _pipeline(head, workdir, *overrides):
+    """`realm pipeline` as a driver connected to the `ray start` cluster, output captured."""
+    command = [str(BIN / "realm"), "pipeline", "--config", "configs/tiny.yaml", f"run.workdir={workdir}", *SMALL, *overrides]
+    return subprocess.Popen(command, cwd=ROOT, env=head["env"] | {"RAY_ADDRESS": head["gcs"]}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+
+
+def test_the_submitted_job_writes_every_artefact(submitted):
+    root = submitted["workdir"]
+    states = {s: json.loads((root / "stages" / f"{s}.json").read_text()) for s in STAGES}
+    assert all(state["status"] == "complete" for state in states.values())
+    for name in ("usergpt", "baseline", "realm"):
+        assert (root / "models" / name / "config.json").is_file()
+    sessions = (root / "realchat" / "data" / "sessions.jsonl").read_text().splitlines()
+    failures = (root / "realchat" / "failures.jsonl").read_text().splitlines()
+    assert len(sessions) + len(failures) == 24 and sessions
+    for model in ("baseline", "realm"):
+        answers = [json.loads(line) for line in (root / "eval" / "demo" / "model_answer" / f"{model}.jsonl").read_text().splitlines()]
+        assert len(answers) == 10 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
+    stats = json.loads((root / "eval" / "stats" / "stats.json").read_text())
+    assert set(stats["stats"]) == {"real", "simulated"} and stats["stats"]["simulated"]["sessions"] == len(sessions)
+    assert "eval judge: skipped, no judge endpoint configured" in submitted["log"]
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert set(manifest["stages"]) == set(STAGES) and manifest["packages"]["ray"] and manifest["config_fingerprint"]
+    assert all(manifest["stages"][s]["seconds"] > 0 and manifest["stages"][s]["artefacts"] for s in STAGES)
+    report = (root / "report" / "report.md").read_text()
+    assert "## Real vs simulated data" in report and "## Benchmark answers" in report and "Skipped: no judge endpoint" in report
+    assert f"report: {root / 'report' / 'report.html'}" in submitted["log"]
+    assert (root / "report" / "report.html").is_file()
+
+
+def test_killed_during_rollout_then_rerun_keeps_every_seed_once(head, submitted):
+    root = submitted["workdir"]
+    more = "rollout.num_sessions=40"  # a changed rollout section: rollout and what follows it run again
+    proc = _pipeline(head, root, more)
+    shards = root / "realchat" / "shards"
+    deadline = time.time() + 600
+    state = root / "stages" / "rollout.json"
+
+    def rollout_lines() -> int:  # the old run's artefacts are cleared before the stage is marked running
+        running = json.loads(state.read_text())["status"] == "running"
+        return sum(len(f.read_text().splitlines()) for f in shards.glob("*.jsonl")) if running else 0
+
+    while rollout_lines() < 6:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline, "no rollout shard in time"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local helpers, mid-rollout
+    proc.wait()
+    assert json.loads((root / "stages" / "rollout.json").read_text())["status"] == "running"
+
+    rerun = _pipeline(head, root, more)
+    out, _ = rerun.communicate(timeout=1200)
+    assert rerun.returncode == 0, out[-4000:]
+    assert "rollout: resuming" in out and "train-usergpt: done before, skipped" in out
+    records = [json.loads(line) for f in ("data/sessions.jsonl", "failures.jsonl") for line in (root / "realchat" / f).read_text().splitlines()]
+    assert len(records) == 40 == len({r["id"] for r in records})  # every seed exactly once
+    before = re.search(r"\[rollout\] 40 seeds: (\d+) finished before", out)
+    assert before and int(before.group(1)) >= 6, out[-3000:]  # the killed run's sessions were kept, not redone
+
+    again = _pipeline(head, root, more)
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out[-4000:]
+    assert all(f"{stage}: done before, skipped" in out for stage in STAGES), out[-3000:]

@@ -1,0 +1,52 @@
+"""Rollout and training on a two-node Ray cluster on this machine (`ray.cluster_utils.Cluster`).
+
+Run by tests/integration/test_multinode.py in its own process (a second cluster cannot share the
+test session's driver). Prints one JSON line: the nodes, and the nodes that ran rollout actors and
+training workers, read back from Ray's state API.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+from ray.util.state import list_actors
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ray_apps.config import load_config  # noqa: E402
+from ray_apps.rollout import run_rollout  # noqa: E402
+from ray_apps.train import run_train  # noqa: E402
+from tests.fake_endpoint import FakeEndpoint  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(prepared: str, model: str, workdir: str) -> None:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": True})
+    cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    fake = FakeEndpoint().start()
+    try:
+        config = load_config(ROOT / "configs/tiny.yaml", [
+            f"run.workdir={workdir}", f"rollout.user.base_url={fake.url}", f"rollout.assistant.base_url={fake.url}",
+            "rollout.user.model=fake-user", "rollout.assistant.model=fake-assistant", "rollout.num_sessions=32", "rollout.actors=2",
+            f"train.data={prepared}", f"train.base_model={model}", f"train.storage_path={workdir}/storage", "train.max_steps=2",
+            "train.eval_steps=2", "train.save_steps=2", "train.cpus_per_worker=1.5",  # one worker per 2-CPU node, room for Ray Data
+        ])  # fmt: skip
+        summary = run_rollout(config)
+        run_train(config, "user")
+    finally:
+        fake.stop()
+    actors = list_actors(detail=True, limit=10000, raise_on_missing_output=False)
+    ran = {kind: sorted({a.node_id for a in actors if marker in a.class_name})
+           for kind, marker in (("rollout", "SessionRunner"), ("train", "RayTrainWorker"))}  # fmt: skip
+    print(json.dumps({"nodes": sorted(n["NodeID"] for n in ray.nodes() if n["Alive"]), "sessions": summary["sessions"], **ran}))
+    ray.shutdown()
+    cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
