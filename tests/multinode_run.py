@@ -7,6 +7,7 @@ training workers, read back from Ray's state API.
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import ray
@@ -23,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(prepared: str, model: str, workdir: str) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": True})
-    cluster.add_node(num_cpus=2)
+    temp = tempfile.mkdtemp(prefix="rm", dir="/tmp")  # its own: no other `ray.init()` on this machine finds this cluster
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": True, "temp_dir": temp})
+    cluster.add_node(num_cpus=3, temp_dir=temp)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -34,7 +36,7 @@ def main(prepared: str, model: str, workdir: str) -> None:
             f"run.workdir={workdir}", f"rollout.user.base_url={fake.url}", f"rollout.assistant.base_url={fake.url}",
             "rollout.user.model=fake-user", "rollout.assistant.model=fake-assistant", "rollout.num_sessions=32", "rollout.actors=2",
             f"train.data={prepared}", f"train.base_model={model}", f"train.storage_path={workdir}/storage", "train.max_steps=2",
-            "train.eval_steps=2", "train.save_steps=2", "train.cpus_per_worker=1.5",  # one worker per 2-CPU node, room for Ray Data
+            "train.eval_steps=2", "train.save_steps=2", "train.cpus_per_worker=2",  # one worker per 3-CPU node, a CPU left there for Ray Data reads
         ])  # fmt: skip
         summary = run_rollout(config)
         run_train(config, "user")

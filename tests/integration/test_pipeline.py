@@ -53,7 +53,11 @@ def submitted(head, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("job") / "run"
     command = [str(BIN / "ray"), "job", "submit", "--address", head["address"], "--working-dir", str(ROOT), "--",
                "python", "jobs/pipeline.py", "--config", "configs/tiny.yaml", f"run.workdir={workdir}", *SMALL]  # fmt: skip
-    job = subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=1500)
+    for _ in range(30):  # the head answers `ray job list` a little before its job agent takes submissions
+        job = subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=1500)
+        if "No available agent to submit job" not in job.stderr + job.stdout:
+            break
+        time.sleep(4)
     assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout[-4000:] + job.stderr[-2000:]
     return {"workdir": workdir, "log": job.stdout}
 
