@@ -31,20 +31,23 @@ def head():
     `ray.init()` on this machine finds it); SIGTERM to the `ray start` process ends this cluster only."""
     temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths live under it
     dashboard, port = free_port(), free_port()
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": ""}
+    # A loopback-only test cluster: no token authentication (a real cluster keeps Ray's default and gives clients RAY_AUTH_TOKEN).
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={temp}"],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
     address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.time() + 180
-    while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env, capture_output=True).returncode != 0:
-        assert proc.poll() is None and time.time() < deadline, "ray start --head did not come up"
-        time.sleep(2)
-    yield {"address": address, "gcs": f"127.0.0.1:{port}", "env": env}
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=120)
+    try:
+        deadline = time.time() + 180
+        while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env, capture_output=True).returncode != 0:
+            assert proc.poll() is None and time.time() < deadline, "ray start --head did not come up"
+            time.sleep(2)
+        yield {"address": address, "gcs": f"127.0.0.1:{port}", "env": env}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
 
 
 @pytest.fixture(scope="module")
