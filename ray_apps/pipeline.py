@@ -202,8 +202,13 @@ def _run_stage(stage: Stage, fingerprint: str, root: Path, position: str) -> dic
         print(f"[pipeline] {position} {stage.name}: done before, skipped ({', '.join(artefacts)})", flush=True)
         return state | {"skipped": True}
     if state and state.get("fingerprint") != fingerprint:
-        print(f"[pipeline] {position} {stage.name}: its config or inputs changed, clearing {', '.join(artefacts)}", flush=True)
-        for path in stage.artefacts:
+        # Only what the pipeline owns is deleted: a configured directory elsewhere (eval.output, rollout.output) is kept.
+        owned = [p for p in stage.artefacts if p.resolve().is_relative_to(root)]
+        kept = ", ".join(str(p) for p in stage.artefacts if p not in owned)
+        cleared = ", ".join(str(p) for p in owned) or "nothing"
+        print(f"[pipeline] {position} {stage.name}: its config or inputs changed, clearing {cleared}"
+              + (f" (kept, outside the working directory: {kept})" if kept else ""), flush=True)
+        for path in owned:
             shutil.rmtree(path, ignore_errors=True)
     resumed = state.get("status") == "running" and state.get("fingerprint") == fingerprint
     print(f"[pipeline] {position} {stage.name}: {'resuming' if resumed else 'running'} -> {', '.join(artefacts)}", flush=True)
