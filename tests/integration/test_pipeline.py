@@ -31,11 +31,15 @@ def head():
     `ray.init()` on this machine finds it); SIGTERM to the `ray start` process ends this cluster only."""
     temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths live under it
     dashboard, port = free_port(), free_port()
+    # Every port of its own: another Ray on this machine (this test session's `ray.init()`) holds the defaults, and a
+    # dashboard agent that cannot bind 52365 leaves the head without a job agent ("No available agent to submit job").
+    ports = [f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+                                                      "runtime-env-agent-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]  # fmt: skip
     # A loopback-only test cluster: no token authentication (a real cluster keeps Ray's default and gives clients RAY_AUTH_TOKEN).
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={temp}"],
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={temp}", *ports],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
     address = f"http://127.0.0.1:{dashboard}"
