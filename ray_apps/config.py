@@ -135,6 +135,9 @@ class LoraConfig(Section):
 
 class TrainConfig(Section):
     data: str | None = Field(None, description="Prepared dataset directory (`realm prepare` output); null: <workdir>/real.")
+    eval_data: str | None = Field(
+        None, description="Prepared dataset whose eval split measures the run (e.g. real sessions for a model trained on simulated ones); null: train.data's."
+    )
     base_model: str | None = Field(None, description="Model to fine-tune (hub id or path); null: model.base or <workdir>/models/base.")
     output: str | None = Field(None, description="Exported model directory; null: <workdir>/models/<usergpt|baseline>.")
     max_length: int = Field(2048, ge=16, description="Longest training sequence in tokens (packed block length).")

@@ -81,18 +81,20 @@ def _stages(config: PipelineConfig, root: Path) -> list[Stage]:
         _train_stage(config, root, "usergpt", "user", real, model_stage),
         _train_stage(config, root, "baseline", "assistant", real, model_stage),
         Stage("rollout", ("rollout",), ("train-usergpt", "train-baseline"), (realchat,), lambda _: _rollout(config, realchat)),
-        _train_stage(config, root, "realm", "assistant", realchat, ("rollout",)),
+        _train_stage(config, root, "realm", "assistant", realchat, ("rollout",), eval_data=real),  # measured on real sessions, as the baseline
         Stage("eval", ("eval",), ("rollout", "train-baseline", "train-realm"), (_eval_dir(config, root),),
               lambda _: _evaluate(config, root, real, realchat)),
     ]  # fmt: skip
     return stages
 
 
-def _train_stage(config: PipelineConfig, root: Path, name: str, role: str, data: Path, after: tuple[str, ...]) -> Stage:
+def _train_stage(config: PipelineConfig, root: Path, name: str, role: str, data: Path, after: tuple[str, ...],
+                 eval_data: Path | None = None) -> Stage:  # fmt: skip
     from .train import run_train
 
     output = root / "models" / name
-    train = config.train.model_copy(update={"data": str(data), "output": str(output)})
+    update = {"data": str(data), "output": str(output), **({"eval_data": str(eval_data)} if eval_data else {})}
+    train = config.train.model_copy(update=update)
     derived = config.model_copy(update={"train": train})
 
     def run(fingerprint: str) -> dict:

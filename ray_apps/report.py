@@ -38,7 +38,7 @@ def _markdown(title: str, sections: list[dict]) -> str:
 
 def _training(results: dict) -> dict:
     def loss(value) -> str:
-        return "—" if value is None else f"{value:.4f}"  # — : no eval split (the realm run trains on every simulated session)
+        return "—" if value is None else f"{value:.4f}"  # — : the run had no eval split
 
     rows = [[name.removeprefix("train-"), r.get("step"), loss(r.get("eval_loss_first")), loss(r.get("eval_loss_last")), r.get("output")]
             for name, r in results.items() if name.startswith("train-") and r]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import ray
 
@@ -18,5 +19,15 @@ def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
     if ray.is_initialized():
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    kwargs = {"address": address} if address else {"num_cpus": cfg.num_cpus}
-    ray.init(**kwargs, runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=True)
+    options = {"runtime_env": runtime_env, "logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **options)
+        return
+    try:
+        ray.init(num_cpus=cfg.num_cpus, **options)
+    except ValueError as exc:  # Ray found a local cluster from `ray start`, whose size is already set
+        if "existing cluster" not in str(exc):
+            raise
+        print(f"realm: joining the local Ray cluster started with `ray start` (ray.num_cpus={cfg.num_cpus} is for a new one)",
+              file=sys.stderr)
+        ray.init(**options)

@@ -1,6 +1,11 @@
+import contextlib
 import os
 import re
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -117,6 +122,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def ray_head(num_cpus: int):
+    """A Ray cluster from `ray start --head --block` on loopback, ready for jobs; yields its addresses and the env
+    that finds it. Its temp dir is `$RAY_TMPDIR/ray` of that env, so only an address-less `ray.init()` run with the
+    env joins it. Every port is its own: another Ray on this machine (this test session's) holds the defaults,
+    and a dashboard agent that cannot bind 52365 leaves the head without a job agent. SIGTERM to the `ray start`
+    process ends this cluster only."""
+    bin_dir = Path(sys.executable).parent
+    tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths live under it
+    port, dashboard = free_port(), free_port()
+    ports = [f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+                                                      "runtime-env-agent-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]  # fmt: skip
+    # A loopback-only test cluster: no token authentication (a real cluster keeps Ray's default and gives clients RAY_AUTH_TOKEN).
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": tmp}
+    proc = subprocess.Popen(
+        [str(bin_dir / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={tmp}/ray", *ports],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    address = f"http://127.0.0.1:{dashboard}"
+
+    def ready() -> bool:  # `ray start` writes the address file last, once the node is up
+        written = Path(tmp, "ray", "ray_current_cluster").is_file()
+        return written and subprocess.run([str(bin_dir / "ray"), "job", "list", "--address", address], env=env, capture_output=True).returncode == 0
+
+    try:
+        deadline = time.time() + 180
+        while not ready():
+            assert proc.poll() is None and time.time() < deadline, "ray start --head did not come up"
+            time.sleep(2)
+        yield {"address": address, "gcs": f"127.0.0.1:{port}", "env": env}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
 
 
 def start_tiny_app(usergpt: dict, tiny_model_dir, workdir) -> dict:

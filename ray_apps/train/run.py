@@ -51,10 +51,12 @@ def _read(data: str, split: str) -> ray.data.Dataset | None:
         context.enable_progress_bars = bars
 
 
-def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None) -> None:
+def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None, evaluation: ray.data.Dataset | None) -> None:
     cfg = config.train
     if train is None or train.count() == 0:
         raise TrainError(f"empty dataset: no training conversations in {Path(paths['data']) / 'parquet' / 'train'} (run `realm prepare` first)")
+    if cfg.eval_data and evaluation is None:
+        raise TrainError(f"train.eval_data: no eval split in {Path(cfg.eval_data) / 'parquet' / 'eval'} (a `realm prepare` output)")
     positions = getattr(load_model_config(paths["model"], config.model.hf_token_env), "max_position_embeddings", None)
     if positions is not None and cfg.max_length > positions:
         raise TrainError(f"train.max_length={cfg.max_length} is larger than the model's {positions} positions ({paths['model']})")
@@ -74,8 +76,8 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
     cfg = config.train
     paths = _paths(config, role)
     name = run_name or f"{config.run.name}-{Path(paths['output']).name}"
-    train, evaluation = _read(paths["data"], "train"), _read(paths["data"], "eval")
-    _check(config, paths, train)
+    train, evaluation = _read(paths["data"], "train"), _read(cfg.eval_data or paths["data"], "eval")
+    _check(config, paths, train, evaluation)
     datasets = {"train": train, **({"eval": evaluation} if evaluation is not None else {})}
     env = {} if cfg.use_gpu else {"DS_ACCELERATOR": "cpu"}
     trainer = TorchTrainer(

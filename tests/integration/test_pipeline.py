@@ -8,13 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, free_port
+from ..conftest import ROOT, ray_head
 
 pytestmark = pytest.mark.integration
 
@@ -27,31 +26,8 @@ SMALL = ["rollout.num_sessions=24", "rollout.max_turns=2", "rollout.user.max_tok
 
 @pytest.fixture(scope="module")
 def head():
-    """A Ray cluster from `ray start --head --block` on loopback, in its own temp dir (so no other
-    `ray.init()` on this machine finds it); SIGTERM to the `ray start` process ends this cluster only."""
-    temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths live under it
-    dashboard, port = free_port(), free_port()
-    # Every port of its own: another Ray on this machine (this test session's `ray.init()`) holds the defaults, and a
-    # dashboard agent that cannot bind 52365 leaves the head without a job agent ("No available agent to submit job").
-    ports = [f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
-                                                      "runtime-env-agent-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]  # fmt: skip
-    # A loopback-only test cluster: no token authentication (a real cluster keeps Ray's default and gives clients RAY_AUTH_TOKEN).
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={temp}", *ports],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    address = f"http://127.0.0.1:{dashboard}"
-    try:
-        deadline = time.time() + 180
-        while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env, capture_output=True).returncode != 0:
-            assert proc.poll() is None and time.time() < deadline, "ray start --head did not come up"
-            time.sleep(2)
-        yield {"address": address, "gcs": f"127.0.0.1:{port}", "env": env}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=120)
+    with ray_head(num_cpus=2) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +56,8 @@ def test_the_submitted_job_writes_every_artefact(submitted):
     root = submitted["workdir"]
     states = {s: json.loads((root / "stages" / f"{s}.json").read_text()) for s in STAGES}
     assert all(state["status"] == "complete" for state in states.values())
+    for model in ("baseline", "realm"):  # both measured on the real eval split
+        assert states[f"train-{model}"]["result"]["eval_loss_last"] > 0
     for name in ("usergpt", "baseline", "realm"):
         assert (root / "models" / name / "config.json").is_file()
     sessions = (root / "realchat" / "data" / "sessions.jsonl").read_text().splitlines()
