@@ -1,6 +1,7 @@
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,6 +159,7 @@ def ray_head(num_cpus: int):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=120)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def start_tiny_app(usergpt: dict, tiny_model_dir, workdir) -> dict:
