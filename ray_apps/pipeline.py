@@ -93,8 +93,8 @@ def _train_stage(config: PipelineConfig, root: Path, name: str, role: str, data:
     from .train import run_train
 
     output = root / "models" / name
-    update = {"data": str(data), "output": str(output), **({"eval_data": str(eval_data)} if eval_data else {})}
-    train = config.train.model_copy(update=update)
+    eval_data = str(eval_data) if eval_data else config.train.eval_data
+    train = config.train.model_copy(update={"data": str(data), "output": str(output), "eval_data": eval_data})
     derived = config.model_copy(update={"train": train})
 
     def run(fingerprint: str) -> dict:
