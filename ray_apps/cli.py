@@ -1,65 +1,165 @@
-"""The `realm` command. It only parses arguments and calls each stage's entry point."""
+"""The `realm` command: a table of commands, each one parse-and-call of a stage's entry point.
+
+Every error a user can act on is a ``RealmError``: its message is printed and its exit code returned
+(2: the command could not start; 1: it started and had to stop).
+"""
 
 from __future__ import annotations
 
 import argparse
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from .config import ConfigError, load_config
+from .config import PipelineConfig, load_config
+from .errors import RealmError
 
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
+
+#: ``run(config, args, join_ray)``: ``join_ray()`` connects to (or starts) Ray; commands call it after their own checks.
+Run = Callable[[PipelineConfig, argparse.Namespace, Callable[[], None]], object]
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Run | None
+    subcommands: dict[str, Command] | None = None
+
+
+def _prepare(config, args, join_ray):
+    from .data import run_prepare
+    from .data.inputs import resolve_inputs
+
+    resolve_inputs(args.input or config.prepare.inputs)  # fail before starting Ray
+    join_ray()
+    run_prepare(config, args.input, args.output)
+
+
+def _init_model(config, args, join_ray):
+    from .models import run_init_model
+
+    run_init_model(config, args.corpus, args.output)
+
+
+def _train(config, args, join_ray):
+    from .train import run_train
+
+    join_ray()
+    run_train(config, args.role)
+
+
+def _serve(config, args, join_ray):
+    from .serve import model_paths, run_serve
+
+    model_paths(config)  # fail on a missing model before starting Ray
+    join_ray()
+    run_serve(config, detach=args.detach)
+
+
+def _rollout(config, args, join_ray):
+    from .rollout import run_rollout
+
+    join_ray()
+    run_rollout(config, args.output)
+
+
+def _pipeline(config, args, join_ray):
+    from .pipeline import run_pipeline
+
+    join_ray()
+    run_pipeline(config, args.workdir)
+
+
+def _eval(name: str) -> Run:
+    def run(config, args, join_ray):
+        from . import eval as evaluation
+
+        cfg = config.eval
+        if name == "show":
+            evaluation.run_show(args.input, args.questions, args.baseline or cfg.baseline_model, args.output, cfg.bootstrap_rounds)
+        elif name == "stats":
+            evaluation.run_stats(config, args.input, args.names, args.output)
+        elif name == "simulator":
+            evaluation.run_simulator(config, args.output)
+        else:
+            join_ray()
+            evaluation.run_answers(config, args.bench, args.model) if name == "answers" else evaluation.run_judge(config, args.bench)
+
+    return run
+
+
+def _options(*specs: tuple) -> Callable[[argparse.ArgumentParser], None]:
+    """``(flags, keyword arguments)`` pairs of ``add_argument``."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        for flags, kwargs in specs:
+            parser.add_argument(*([flags] if isinstance(flags, str) else flags), **kwargs)
+
+    return add
+
+
+_BENCH = ("--bench", {"nargs": "+", "default": None, "help": "benchmark names from eval.benchmarks (default: all)"})
+
+EVAL_COMMANDS: dict[str, Command] = {
+    "answers": Command("Answer FastChat question sets (MT-Bench, Vicuna-bench) through an OpenAI-compatible endpoint.", _options(
+        _BENCH, ("--model", {"default": None, "help": "model that answers (default: eval.answer.model)"})), _eval("answers")),
+    "judge": Command("Grade answers (single) or compare models (pairwise) with an LLM judge, FastChat-compatible.",
+                     _options(_BENCH), _eval("judge")),
+    "show": Command("Scores, win rates and bootstrap confidence intervals from FastChat judgment files.", _options(
+        ("--input", {"nargs": "+", "required": True, "help": "model_judgment/*.jsonl files (ours or published ones)"}),
+        ("--questions", {"default": None, "help": "question.jsonl, for per-category scores"}),
+        ("--baseline", {"default": None, "help": "pairwise: count only games against this model (default: eval.baseline_model)"}),
+        ("--output", {"default": None, "help": "JSON file for the results"})), _eval("show")),
+    "stats": Command("Statistics of chat datasets side by side (real vs simulated): JSON, Markdown, plots, HTML.", _options(
+        ("--input", {"nargs": "+", "required": True, "metavar": "DATASET",
+                     "help": "dataset files or directories (messages or ShareGPT)"}),
+        ("--names", {"nargs": "+", "default": None, "help": "a name per dataset (default: directory names)"}),
+        ("--output", {"default": None, "help": "output directory (default: <eval.output>/stats)"})), _eval("stats")),
+    "simulator": Command("The user simulator's perplexity on real human turns, next to the untrained base model's.", _options(
+        ("--output", {"default": None, "help": "JSON file (default: <eval.output>/simulator.json)"})), _eval("simulator")),
+}  # fmt: skip
+
+COMMANDS: dict[str, Command] = {
+    "prepare": Command("ShareGPT files to cleaned, deduplicated, segmented conversations (Ray Data).", _options(
+        ("--input", {"nargs": "+", "default": None, "help": "files, directories, globs or fsspec URLs (default: prepare.inputs)"}),
+        ("--output", {"default": None, "help": "output directory (default: <run.workdir>/real)"})), _prepare),
+    "init-model": Command("Train a tokenizer on a corpus and write a tiny LLaMA-architecture model.", _options(
+        ("--preset", {"default": None, "help": "model preset (default: model.init.preset)"}),
+        ("--corpus", {"required": True, "help": "prepared dataset directory (output of `realm prepare`)"}),
+        ("--output", {"required": True, "help": "directory for the Hugging Face model"})), _init_model),
+    "train": Command("Fine-tune UserGPT (--role user) or an assistant (--role assistant) on Ray Train + DeepSpeed.", _options(
+        ("--role", {"choices": ["user", "assistant"], "required": True,
+                    "help": "user: role-swapped view (UserGPT); assistant: normal view"})), _train),
+    "serve": Command("Serve models by name behind one OpenAI-compatible API on Ray Serve (Ctrl-C stops).", _options(
+        ("--detach", {"action": "store_true", "help": "deploy and return; the app keeps running on a long-lived cluster"})), _serve),
+    "rollout": Command("Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).", _options(
+        ("--output", {"default": None, "help": "output directory (default: rollout.output or <run.workdir>/realchat)"})), _rollout),
+    "eval": Command("Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.", _options(), None, EVAL_COMMANDS),
+    "pipeline": Command("Run every stage in order, skipping those already complete.", _options(
+        ("--workdir", {"default": None, "help": "working directory (default: run.workdir)"})), _pipeline),
+}  # fmt: skip
+
+
+
+def _add(parent, commands: dict[str, Command], dest: str) -> None:
+    sub = parent.add_subparsers(dest=dest, required=True)
+    for name, command in commands.items():
+        p = sub.add_parser(name, help=command.help, description=command.help)
+        if command.subcommands:
+            _add(p, command.subcommands, f"{name}_command")
+            continue
+        p.add_argument("--config", help="YAML config (default: built-in defaults)")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. prepare.min_turns=2")
+        command.arguments(p)
+        p.set_defaults(run=command.run)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="realm", description="ReaLM on Ray: user simulator, synthetic chats, assistants.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, help: str, parent=sub) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help, description=help)
-        p.add_argument("--config", help="YAML config (default: built-in defaults)")
-        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. prepare.min_turns=2")
-        return p
-
-    p = command("prepare", "ShareGPT files to cleaned, deduplicated, segmented conversations (Ray Data).")
-    p.add_argument("--input", nargs="+", default=None, help="files, directories, globs or fsspec URLs (default: prepare.inputs)")
-    p.add_argument("--output", default=None, help="output directory (default: <run.workdir>/real)")
-
-    p = command("init-model", "Train a tokenizer on a corpus and write a tiny LLaMA-architecture model.")
-    p.add_argument("--preset", default=None, help="model preset (default: model.init.preset)")
-    p.add_argument("--corpus", required=True, help="prepared dataset directory (output of `realm prepare`)")
-    p.add_argument("--output", required=True, help="directory for the Hugging Face model")
-
-    p = command("train", "Fine-tune UserGPT (--role user) or an assistant (--role assistant) on Ray Train + DeepSpeed.")
-    p.add_argument("--role", choices=["user", "assistant"], required=True, help="user: role-swapped view (UserGPT); assistant: normal view")
-
-    p = command("serve", "Serve models by name behind one OpenAI-compatible API on Ray Serve (Ctrl-C stops).")
-    p.add_argument("--detach", action="store_true", help="deploy and return; the app keeps running on a long-lived cluster")
-
-    p = command("rollout", "Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).")
-    p.add_argument("--output", default=None, help="output directory (default: rollout.output or <run.workdir>/realchat)")
-
-    evaluation = sub.add_parser("eval", help="Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.")
-    ev = evaluation.add_subparsers(dest="eval_command", required=True)
-    p = command("answers", "Answer FastChat question sets (MT-Bench, Vicuna-bench) through an OpenAI-compatible endpoint.", ev)
-    p.add_argument("--bench", nargs="+", default=None, help="benchmark names from eval.benchmarks (default: all)")
-    p.add_argument("--model", default=None, help="model that answers (default: eval.answer.model)")
-    p = command("judge", "Grade answers (single) or compare models (pairwise) with an LLM judge, FastChat-compatible.", ev)
-    p.add_argument("--bench", nargs="+", default=None, help="benchmark names from eval.benchmarks (default: all)")
-    p = command("show", "Scores, win rates and bootstrap confidence intervals from FastChat judgment files.", ev)
-    p.add_argument("--input", nargs="+", required=True, help="model_judgment/*.jsonl files (ours or published ones)")
-    p.add_argument("--questions", default=None, help="question.jsonl, for per-category scores")
-    p.add_argument("--baseline", default=None, help="pairwise: count only games against this model (default: eval.baseline_model)")
-    p.add_argument("--output", default=None, help="JSON file for the results")
-    p = command("stats", "Statistics of chat datasets side by side (real vs simulated): JSON, Markdown, plots, HTML.", ev)
-    p.add_argument("--input", nargs="+", required=True, metavar="DATASET", help="dataset files or directories (messages or ShareGPT)")
-    p.add_argument("--names", nargs="+", default=None, help="a name per dataset (default: directory names)")
-    p.add_argument("--output", default=None, help="output directory (default: <eval.output>/stats)")
-    p = command("simulator", "The user simulator's perplexity on real human turns, next to the untrained base model's.", ev)
-    p.add_argument("--output", default=None, help="JSON file (default: <eval.output>/simulator.json)")
-
-    p = command("pipeline", "Run every stage in order, skipping those already complete.")
-    p.add_argument("--workdir", default=None, help="working directory (default: run.workdir)")
+    _add(parser, COMMANDS, "command")
     return parser
 
 
@@ -80,91 +180,23 @@ def main(argv: list[str] | None = None, runtime_env: dict | None = None) -> int:
         overrides.append(f"model.init.preset={args.preset}")
     try:
         config = load_config(args.config, overrides)
-    except ConfigError as exc:
+
+        def join_ray() -> None:
+            from .runtime import ensure_ray
+
+            ensure_ray(config.ray, runtime_env)
+
+        args.run(config, args, join_ray)
+    except (RealmError, FileNotFoundError) as exc:
         print(f"realm {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 1)
+    except Exception as exc:
+        from ray.train import TrainingFailedError  # imported only here: `ray.train` is slow to import
 
-    from ray.train import TrainingFailedError
-
-    from .data.inputs import InputError
-    from .data.prepare import PrepareError
-    from .eval import EvalError, FormatError
-    from .models.loading import ModelNotFoundError
-    from .rollout import RolloutError
-    from .train.run import TrainError
-
-    try:
-        if args.command == "prepare":
-            from .data import run_prepare
-            from .data.inputs import resolve_inputs
-            from .runtime import ensure_ray
-
-            resolve_inputs(args.input or config.prepare.inputs)  # fail before starting Ray
-            ensure_ray(config.ray, runtime_env)
-            run_prepare(config, args.input, args.output)
-        elif args.command == "init-model":
-            from .models import run_init_model
-
-            run_init_model(config, args.corpus, args.output)
-        elif args.command == "train":
-            from .runtime import ensure_ray
-            from .train import run_train
-
-            ensure_ray(config.ray, runtime_env)
-            run_train(config, args.role)
-        elif args.command == "serve":
-            from .runtime import ensure_ray
-            from .serve import model_paths, run_serve
-
-            model_paths(config)  # fail on a missing model before starting Ray
-            ensure_ray(config.ray, runtime_env)
-            run_serve(config, detach=args.detach)
-        elif args.command == "rollout":
-            from .rollout import run_rollout
-            from .runtime import ensure_ray
-
-            ensure_ray(config.ray, runtime_env)
-            run_rollout(config, args.output)
-        elif args.command == "eval":
-            return _eval(config, args, runtime_env)
-        elif args.command == "pipeline":
-            from .pipeline import run_pipeline
-            from .runtime import ensure_ray
-
-            ensure_ray(config.ray, runtime_env)
-            run_pipeline(config, args.workdir)
-    except (ConfigError, InputError, ModelNotFoundError, TrainError) as exc:
-        print(f"realm {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except (RolloutError, EvalError, FormatError, FileNotFoundError) as exc:
-        print(f"realm {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except PrepareError as exc:
-        print(f"realm {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except TrainingFailedError as exc:
+        if not isinstance(exc, TrainingFailedError):
+            raise
         print(f"realm {args.command}: training failed (resubmit the same command to resume): {exc}", file=sys.stderr)
         return 1
-    return 0
-
-
-def _eval(config, args: argparse.Namespace, runtime_env: dict | None) -> int:
-    from . import eval as evaluation
-    from .runtime import ensure_ray
-
-    command = args.eval_command
-    if command == "show":
-        evaluation.run_show(args.input, args.questions, args.baseline or config.eval.baseline_model, args.output, config.eval.bootstrap_rounds)
-    elif command == "stats":
-        evaluation.run_stats(config, args.input, args.names, args.output)
-    elif command == "simulator":
-        evaluation.run_simulator(config, args.output)
-    else:
-        ensure_ray(config.ray, runtime_env)
-        if command == "answers":
-            evaluation.run_answers(config, args.bench, args.model)
-        else:
-            evaluation.run_judge(config, args.bench)
     return 0
 
 

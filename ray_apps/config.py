@@ -16,9 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .conversation import DEFAULT_ROLE_MAP, ROLES, SIMULATOR_SYSTEM_PROMPT
+from .errors import StartError
 
 
-class ConfigError(ValueError):
+class ConfigError(StartError, ValueError):
     """A config that cannot run; the message names the offending key."""
 
 

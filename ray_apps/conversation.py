@@ -180,8 +180,14 @@ def write_sharegpt(records: Iterable[Mapping[str, Any]], path: str, *, jsonl: bo
     return len(items)
 
 
+def ends_conversation(text: str) -> bool:
+    """A simulated user turn that ends the session: it opens with the end marker."""
+    return text.strip().startswith(END_OF_CONVERSATION)
+
+
 def is_end_marker(msg: Mapping[str, str]) -> bool:
-    return msg["role"] != SYSTEM and msg["content"].strip() == END_OF_CONVERSATION
+    """An end-marker turn (of either view of a conversation)."""
+    return msg["role"] != SYSTEM and ends_conversation(msg["content"])
 
 
 def swap_roles(messages: list[Mapping[str, str]], *, end_marker: bool = False) -> list[dict[str, str]]:

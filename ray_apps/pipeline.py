@@ -25,6 +25,8 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import PipelineConfig, ServedModelConfig, write_run_config
+from .eval.fastchat import judgments_dir, results_file
+from .layout import RunLayout
 from .runtime import ensure_ray
 
 PACKAGES = ("realm-on-ray", "ray", "torch", "transformers", "trl", "deepspeed", "datasets", "openai", "vllm")
@@ -44,55 +46,54 @@ def run_pipeline(config: PipelineConfig, workdir: str | None = None) -> Path:
     """Run (or resume) every stage under ``workdir`` (default ``run.workdir``); returns the report's path."""
     if workdir:
         config = config.model_copy(update={"run": config.run.model_copy(update={"workdir": workdir})})
-    root = Path(config.run.workdir).resolve()
-    write_run_config(config, root)
+    layout = RunLayout.of(config)
+    write_run_config(config, layout.root)
     ensure_ray(config.ray)
-    stages = _stages(config, root)
-    manifest = {"config_fingerprint": config.fingerprint(), "config": str(root / "resolved_config.yaml"),
+    stages = _stages(config, layout)
+    manifest = {"config_fingerprint": config.fingerprint(), "config": str(layout.resolved_config),
                 "packages": _versions(), "stages": {}}  # fmt: skip
     started = time.time()
     fingerprints: dict[str, str] = {}
     for number, stage in enumerate(stages, 1):
         fingerprints[stage.name] = _fingerprint(config, stage, fingerprints)
-        manifest["stages"][stage.name] = _run_stage(stage, fingerprints[stage.name], root, f"{number}/{len(stages) + 1}")
-        _write_manifest(root, manifest)
+        manifest["stages"][stage.name] = _run_stage(stage, fingerprints[stage.name], layout, f"{number}/{len(stages) + 1}")
+        _write_manifest(layout, manifest)
 
-    from .report import write_report
+    from .report import write_pipeline_report
 
-    report = write_report(root, {name: entry["result"] for name, entry in manifest["stages"].items()}, manifest)
+    results = {name: entry["result"] for name, entry in manifest["stages"].items()}
+    report = write_pipeline_report(layout, results, manifest)
     manifest |= {"report": str(report), "seconds": round(time.time() - started, 1)}
-    _write_manifest(root, manifest)
+    _write_manifest(layout, manifest)
     print(f"[pipeline] {len(stages) + 1}/{len(stages) + 1} report -> {report}", flush=True)
     print(f"[pipeline] complete in {manifest['seconds']}s; report: {report}", flush=True)
     return report
 
 
-def _stages(config: PipelineConfig, root: Path) -> list[Stage]:
+def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
     from .data import run_prepare
     from .models import run_init_model
 
-    real, base = root / "real", root / "models" / "base"
-    realchat = Path(config.rollout.output or root / "realchat")
+    real, base, realchat = layout.real.root, layout.model("base"), layout.realchat.root
     stages = [Stage("prepare", ("run", "prepare"), (), (real,), lambda _: run_prepare(config, output=str(real)))]
     if config.model.base is None:
         stages.append(Stage("init-model", ("model",), ("prepare",), (base,), lambda _: {"model": str(run_init_model(config, real, base))}))
     model_stage = ("init-model",) if config.model.base is None else ("prepare",)
     stages += [
-        _train_stage(config, root, "usergpt", "user", real, model_stage),
-        _train_stage(config, root, "baseline", "assistant", real, model_stage),
+        _train_stage(config, layout, "usergpt", "user", real, model_stage),
+        _train_stage(config, layout, "baseline", "assistant", real, model_stage),
         Stage("rollout", ("rollout",), ("train-usergpt", "train-baseline"), (realchat,), lambda _: _rollout(config, realchat)),
-        _train_stage(config, root, "realm", "assistant", realchat, ("rollout",), eval_data=real),  # measured on real sessions, as the baseline
-        Stage("eval", ("eval",), ("rollout", "train-baseline", "train-realm"), (_eval_dir(config, root),),
-              lambda _: _evaluate(config, root, real, realchat)),
+        _train_stage(config, layout, "realm", "assistant", realchat, ("rollout",), eval_data=real),  # measured on real sessions, as the baseline
+        Stage("eval", ("eval",), ("rollout", "train-baseline", "train-realm"), (layout.eval,), lambda _: _evaluate(config, layout)),
     ]  # fmt: skip
     return stages
 
 
-def _train_stage(config: PipelineConfig, root: Path, name: str, role: str, data: Path, after: tuple[str, ...],
+def _train_stage(config: PipelineConfig, layout: RunLayout, name: str, role: str, data: Path, after: tuple[str, ...],
                  eval_data: Path | None = None) -> Stage:  # fmt: skip
     from .train import run_train
 
-    output = root / "models" / name
+    output = layout.model(name)
     eval_data = str(eval_data) if eval_data else config.train.eval_data
     train = config.train.model_copy(update={"data": str(data), "output": str(output), "eval_data": eval_data})
     derived = config.model_copy(update={"train": train})
@@ -117,13 +118,12 @@ def _rollout(config: PipelineConfig, output: Path) -> dict:
         return run_rollout(config, str(output))
 
 
-def _evaluate(config: PipelineConfig, root: Path, real: Path, realchat: Path) -> dict:
+def _evaluate(config: PipelineConfig, layout: RunLayout) -> dict:
     from . import eval as evaluation
 
-    out = _eval_dir(config, root)
-    result = {"stats": evaluation.run_stats(config, [str(real / "parquet" / "train"), str(realchat / "data")], ["real", "simulated"],
-                                            str(out / "stats"))}  # fmt: skip
-    result["simulator"] = evaluation.run_simulator(config, str(out / "simulator.json"))
+    real, simulated = layout.real.split("train"), layout.realchat.data
+    result = {"stats": evaluation.run_stats(config, [str(real), str(simulated)], ["real", "simulated"], str(layout.stats))}
+    result["simulator"] = evaluation.run_simulator(config, str(layout.simulator))
     if not config.eval.benchmarks:
         print("[pipeline] eval answers: skipped, no benchmark configured (set eval.benchmarks to FastChat question files)", flush=True)
         return result
@@ -137,19 +137,20 @@ def _evaluate(config: PipelineConfig, root: Path, real: Path, realchat: Path) ->
             result["judge"] = None
         else:
             evaluation.run_judge(config)
-            result["judge"] = _show(config, out)
+            result["judge"] = _show(config, layout)
     return result
 
 
-def _show(config: PipelineConfig, out: Path) -> dict:
+def _show(config: PipelineConfig, layout: RunLayout) -> dict:
     from . import eval as evaluation
 
     shown = {}
     for bench in config.eval.benchmarks:
-        files = sorted(str(f) for f in (out / bench.name / "model_judgment").glob("*.jsonl"))
+        root = layout.bench(bench.name)
+        files = sorted(str(f) for f in judgments_dir(root).glob("*.jsonl"))
         if files:
             shown[bench.name] = evaluation.run_show(files, bench.questions, config.eval.baseline_model,
-                                                    str(out / bench.name / "results.json"), config.eval.bootstrap_rounds)  # fmt: skip
+                                                    str(results_file(root)), config.eval.bootstrap_rounds)  # fmt: skip
     return shown
 
 
@@ -175,37 +176,33 @@ def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
         serve.delete(config.serve.app_name)  # frees the replicas' CPUs and GPUs for the next stage
 
 
-def _eval_dir(config: PipelineConfig, root: Path) -> Path:
-    return Path(config.eval.output or root / "eval")
-
-
 def _fingerprint(config: PipelineConfig, stage: Stage, upstream: dict[str, str]) -> str:
     dumped = config.model_dump(mode="json")
     inputs = {"sections": {s: dumped[s] for s in stage.sections}, "after": {s: upstream[s] for s in stage.after}}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _state(root: Path, name: str) -> dict:
-    path = root / "stages" / f"{name}.json"
+def _state(layout: RunLayout, name: str) -> dict:
+    path = layout.stage(name)
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _set_state(root: Path, name: str, state: dict) -> None:
-    path = root / "stages" / f"{name}.json"
+def _set_state(layout: RunLayout, name: str, state: dict) -> None:
+    path = layout.stage(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".tmp").write_text(json.dumps(state, indent=2, default=str) + "\n")
     path.with_suffix(".tmp").replace(path)
 
 
-def _run_stage(stage: Stage, fingerprint: str, root: Path, position: str) -> dict:
-    state = _state(root, stage.name)
+def _run_stage(stage: Stage, fingerprint: str, layout: RunLayout, position: str) -> dict:
+    state = _state(layout, stage.name)
     artefacts = [str(p) for p in stage.artefacts]
     if state.get("status") == "complete" and state.get("fingerprint") == fingerprint:
         print(f"[pipeline] {position} {stage.name}: done before, skipped ({', '.join(artefacts)})", flush=True)
         return state | {"skipped": True}
     if state and state.get("fingerprint") != fingerprint:
         # Only what the pipeline owns is deleted: a configured directory elsewhere (eval.output, rollout.output) is kept.
-        owned = [p for p in stage.artefacts if p.resolve().is_relative_to(root)]
+        owned = [p for p in stage.artefacts if p.resolve().is_relative_to(layout.root)]
         kept = ", ".join(str(p) for p in stage.artefacts if p not in owned)
         cleared = ", ".join(str(p) for p in owned) or "nothing"
         print(f"[pipeline] {position} {stage.name}: its config or inputs changed, clearing {cleared}"
@@ -214,12 +211,12 @@ def _run_stage(stage: Stage, fingerprint: str, root: Path, position: str) -> dic
             shutil.rmtree(path, ignore_errors=True)
     resumed = state.get("status") == "running" and state.get("fingerprint") == fingerprint
     print(f"[pipeline] {position} {stage.name}: {'resuming' if resumed else 'running'} -> {', '.join(artefacts)}", flush=True)
-    _set_state(root, stage.name, {"stage": stage.name, "status": "running", "fingerprint": fingerprint, "artefacts": artefacts})
+    _set_state(layout, stage.name, {"stage": stage.name, "status": "running", "fingerprint": fingerprint, "artefacts": artefacts})
     started = time.time()
     result = stage.run(fingerprint)
     state = {"stage": stage.name, "status": "complete", "fingerprint": fingerprint, "seconds": round(time.time() - started, 1),
              "artefacts": artefacts, "result": result}  # fmt: skip
-    _set_state(root, stage.name, state)
+    _set_state(layout, stage.name, state)
     print(f"[pipeline] {position} {stage.name}: finished in {state['seconds']}s", flush=True)
     return state
 
@@ -234,5 +231,5 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _write_manifest(root: Path, manifest: dict) -> None:
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+def _write_manifest(layout: RunLayout, manifest: dict) -> None:
+    layout.manifest.write_text(json.dumps(manifest, indent=2, default=str) + "\n")

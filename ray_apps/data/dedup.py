@@ -52,19 +52,34 @@ def sketch(record: dict, cfg: DedupConfig) -> dict:
     }
 
 
+class NearDuplicateIndex:
+    """Kept texts by MinHash signature; ``matches`` gives the kept keys at least ``cfg.threshold`` similar
+    (estimated Jaccard). LSH is tuned against false negatives; its candidates are then checked."""
+
+    def __init__(self, cfg: DedupConfig):
+        self.threshold = cfg.threshold
+        self.scheme = MinHash(num_perm=cfg.num_perm, seed=_MINHASH_SEED).scheme
+        self.lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, weights=(0.1, 0.9))
+        self.kept: dict[str, LeanMinHash] = {}
+
+    def minhash(self, hashvalues) -> LeanMinHash:
+        return LeanMinHash(seed=_MINHASH_SEED, hashvalues=np.asarray(hashvalues), scheme=self.scheme)
+
+    def matches(self, minhash: LeanMinHash) -> list:
+        return [key for key in self.lsh.query(minhash) if self.kept[key].jaccard(minhash) >= self.threshold]
+
+    def add(self, key, minhash: LeanMinHash) -> None:
+        self.lsh.insert(key, minhash, check_duplication=False)
+        self.kept[key] = minhash
+
+
 def find_duplicates(sketches: Iterable[dict], cfg: DedupConfig) -> dict[str, tuple[str, str]]:
     """``{key: (reason, detail)}`` for every record that repeats an earlier one.
 
     ``sketches`` yields dicts with ``key``, ``id`` and the fields of ``sketch``, in input order.
     Ids must be unique too: a second record with an id already kept is a ``duplicate_id``.
     """
-    scheme = MinHash(num_perm=cfg.num_perm, seed=_MINHASH_SEED).scheme
-    # LSH tuned against false negatives; its candidates are then checked against the threshold.
-    indexes = {
-        field: MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, weights=(0.1, 0.9))
-        for field in ("first_sig", "whole_sig")
-    }
-    kept: dict[str, dict[str, LeanMinHash]] = {"first_sig": {}, "whole_sig": {}}
+    indexes = {"first_sig": NearDuplicateIndex(cfg), "whole_sig": NearDuplicateIndex(cfg)}
     reasons = {"first_sig": "near_duplicate_first_turn", "whole_sig": "near_duplicate_conversation"}
     seen_exact: dict[str, str] = {}
     seen_ids: set[str] = set()
@@ -77,22 +92,13 @@ def find_duplicates(sketches: Iterable[dict], cfg: DedupConfig) -> dict[str, tup
         if cfg.exact and s["exact"] in seen_exact:
             duplicates[key] = ("exact_duplicate", f"of {seen_exact[s['exact']]}")
             continue
-        found = None
-        minhashes = {}
-        for field, lsh in indexes.items():
-            if len(s[field]) == 0:
-                continue
-            minhashes[field] = LeanMinHash(seed=_MINHASH_SEED, hashvalues=np.asarray(s[field]), scheme=scheme)
-            match = [m for m in lsh.query(minhashes[field]) if kept[field][m].jaccard(minhashes[field]) >= cfg.threshold]
-            if match:
-                found = (reasons[field], f"of {min(match)}")
-                break
+        minhashes = {field: index.minhash(s[field]) for field, index in indexes.items() if len(s[field])}
+        found = next(((reasons[f], f"of {min(m)}") for f, mh in minhashes.items() if (m := indexes[f].matches(mh))), None)
         if found:
             duplicates[key] = found
             continue
         seen_ids.add(rid)
         seen_exact.setdefault(s["exact"], rid)
         for field, minhash in minhashes.items():
-            indexes[field].insert(rid, minhash, check_duplication=False)
-            kept[field][rid] = minhash
+            indexes[field].add(rid, minhash)
     return duplicates

@@ -9,11 +9,9 @@ from pathlib import Path
 import fsspec
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
+from ..errors import InputError
+
 SHAREGPT_SUFFIXES = (".json", ".jsonl")
-
-
-class InputError(ValueError):
-    """An input path that is missing, empty, or cannot be read."""
 
 
 def _is_url(path: str) -> bool:

@@ -28,18 +28,21 @@ from ray.data.expressions import col
 
 from ..config import PipelineConfig, PrepareConfig, write_run_config
 from ..conversation import RecordError, parse_sharegpt, printable, split_sharegpt
+from ..errors import RealmError
+from ..layout import FORMATS, SPLITS, PreparedData, RunLayout
+from ..records import encode_meta
+from ..tables import markdown_table
 from . import clean
 from .dedup import find_duplicates, sketch
 from .inputs import resolve_inputs
 from .language import UNDETERMINED, detect_language
-from .segment import segment, split_of, token_counter
+from ..models.tokens import text_token_counter
+from .segment import segment, split_of
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "eval")
 
-
-class PrepareError(RuntimeError):
+class PrepareError(RealmError, RuntimeError):
     """The run finished writing but its input was too broken to trust."""
 
 
@@ -126,7 +129,7 @@ def clean_batch(batch: dict, cfg: PrepareConfig) -> dict:
 
 # ---------------------------------------------------------------- stage 4: segment and split
 def segment_batch(batch: dict, cfg: PrepareConfig, duplicates: dict, seed: int) -> dict:
-    count = token_counter(cfg.segment.tokenizer)  # loaded once per worker process
+    count = text_token_counter(cfg.segment.tokenizer)  # loaded once per worker process
     out: dict[str, list] = {k: [] for k in ("key", "source", "line", "id", "split", "record", "reason", "detail", "dropped")}
 
     def emit(key, source, line, rid, split, record, reason="", detail="", dropped=0):
@@ -150,9 +153,11 @@ def segment_batch(batch: dict, cfg: PrepareConfig, duplicates: dict, seed: int) 
     return out
 
 
-def expand_batch(batch: dict) -> dict:
+def expand_batch(batch: dict, parquet: bool) -> dict:
+    """Records in the messages format; ``meta`` encoded as ``records.py`` writes it to Parquet, or as an object for JSONL."""
     records = [json.loads(text) for text in batch["record"]]
-    return {"id": [r["id"] for r in records], "messages": [r["messages"] for r in records], "meta": [r["meta"] for r in records]}
+    meta = [encode_meta(r["meta"]) if parquet else r["meta"] for r in records]
+    return {"id": [r["id"] for r in records], "messages": [r["messages"] for r in records], "meta": meta}
 
 
 # ---------------------------------------------------------------- driver
@@ -197,25 +202,23 @@ def _write_rejects(path: Path, *datasets: ray.data.Dataset) -> None:
 
 
 def _print_table(summary: dict) -> None:
-    lines = [f"{'prepare':<40}{'count':>10}", "-" * 50]
-    lines.append(f"{'input records':<40}{summary['input_records']:>10}")
-    for reason, n in sorted(summary["rejected"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"{'  rejected: ' + reason:<40}{n:>10}")
-    for fix, n in sorted(summary["fixes"].items()):
-        lines.append(f"{'  fixed: ' + fix:<40}{n:>10}")
-    lines.append(f"{'conversations kept':<40}{summary['conversations_kept']:>10}")
-    for split, n in summary["segments"].items():
-        lines.append(f"{'segments ' + split:<40}{n:>10}")
-    print("\n".join(lines), flush=True)
+    rows = [["input records", summary["input_records"]]]
+    rows += [[f"rejected: {reason}", n] for reason, n in sorted(summary["rejected"].items(), key=lambda kv: -kv[1])]
+    rows += [[f"fixed: {fix}", n] for fix, n in sorted(summary["fixes"].items())]
+    rows += [["conversations kept", summary["conversations_kept"]]]
+    rows += [[f"segments {split}", n] for split, n in summary["segments"].items()]
+    print(markdown_table(["prepare", "count"], rows), flush=True)
 
 
 def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output: str | None = None) -> dict:
     """Run the prepare stage; returns the summary (also written to ``DIR/summary.json``)."""
     cfg = config.prepare
     groups = resolve_inputs(list(inputs or cfg.inputs))
-    out = Path(output or Path(config.run.workdir) / "real")
-    for stale in ("parquet", "jsonl"):  # a rerun replaces, never appends
-        shutil.rmtree(out / stale, ignore_errors=True)
+    out = Path(output) if output else RunLayout.of(config).real.root
+    prepared = PreparedData(out)
+    for split in SPLITS:  # a rerun replaces, never appends
+        for fmt in FORMATS:
+            shutil.rmtree(prepared.split(split, fmt), ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     write_run_config(config, out)
     started = time.time()
@@ -240,22 +243,23 @@ def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output:
     )
     counts: dict[str, int] = {}
     for split in SPLITS:
-        part = segmented.filter(expr=(col("reason") == "") & (col("split") == split)).map_batches(expand_batch).materialize()
+        kept = segmented.filter(expr=(col("reason") == "") & (col("split") == split))
+        part = kept.map_batches(expand_batch, fn_kwargs={"parquet": True}).materialize()
         counts[split] = part.count()
         if counts[split]:
-            part.write_parquet(str(out / "parquet" / split))
-            part.write_json(str(out / "jsonl" / split))
-    _write_rejects(out / "rejects.jsonl", cleaned, segmented)
+            part.write_parquet(str(prepared.split(split)))
+            kept.map_batches(expand_batch, fn_kwargs={"parquet": False}).write_json(str(prepared.split(split, "jsonl")))
+    _write_rejects(prepared.rejects, cleaned, segmented)
 
     summary = _summarize(cleaned, segmented, counts)
     summary.update(inputs=[f for files, _ in groups for f in files], output=str(out), seconds=round(time.time() - started, 2))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    prepared.summary.write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary)
     if summary["invalid_fraction"] > cfg.max_invalid_fraction:
         raise PrepareError(
             f"{summary['invalid_records']} of {summary['input_records']} input records are malformed "
             f"({summary['invalid_fraction']:.1%} > prepare.max_invalid_fraction={cfg.max_invalid_fraction}); "
-            f"see {out / 'rejects.jsonl'}"
+            f"see {prepared.rejects}"
         )
     return summary
 

@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
-from functools import lru_cache
 
 from ..config import SegmentConfig
 from ..conversation import SYSTEM, USER, RecordError, make_record
-
-_APPROX_TOKEN = re.compile(r"\w{1,4}|[^\w\s]")
-
-
-def approximate_token_count(text: str) -> int:
-    """Rough count for when no target tokenizer is configured: short word pieces and punctuation."""
-    return len(_APPROX_TOKEN.findall(text))
-
-
-@lru_cache(maxsize=4)
-def token_counter(tokenizer_name: str | None) -> Callable[[str], int]:
-    """Count content tokens with the target tokenizer, or the approximation when there is none."""
-    if tokenizer_name is None:
-        return approximate_token_count
-    from ..models.loading import load_tokenizer
-
-    tokenizer = load_tokenizer(tokenizer_name)
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def segment(record: dict, cfg: SegmentConfig, count: Callable[[str], int]) -> tuple[list[dict], int]:

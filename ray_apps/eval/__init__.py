@@ -1,8 +1,8 @@
 """Evaluation: benchmark answers, LLM judge, results, dataset statistics, simulator fidelity."""
 
 from .answers import run_answers
-from .calls import EvalError
 from .fastchat import FormatError
+from .jobs import EvalError
 from .judge import run_judge
 from .show import run_show
 from .simulator import run_simulator

@@ -3,13 +3,12 @@ first answer), with FastChat's per-category temperatures, written as ``model_ans
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..config import BenchmarkConfig, ConfigError, PipelineConfig
-from ..rollout.driver import resolve_endpoint
-from ..rollout.store import write_jsonl
-from .calls import Chat, run_jobs
-from .fastchat import CATEGORY_TEMPERATURE, answer_record, load_answers, load_questions
+from ..endpoints import resolve_endpoint
+from ..layout import RunLayout
+from ..records import write_jsonl
+from .fastchat import CATEGORY_TEMPERATURE, answer_record, answers_dir, failures_dir, load_answers, load_questions
+from .jobs import Chat, run_jobs
 
 
 async def answer_question(chat: Chat, item: dict) -> dict:
@@ -32,27 +31,24 @@ def benchmarks(config: PipelineConfig, names: list[str] | None) -> list[Benchmar
     return [known[n] for n in names] if names else list(known.values())
 
 
-def bench_dir(config: PipelineConfig, bench: BenchmarkConfig) -> Path:
-    return Path(config.eval.output or Path(config.run.workdir) / "eval") / bench.name
-
-
 def run_answers(config: PipelineConfig, names: list[str] | None = None, model: str | None = None) -> dict:
     """Answer every question not answered yet; returns per-benchmark counts."""
     cfg = config.eval
     endpoint = cfg.answer.model_copy(update={"model": model}) if model else cfg.answer
     selected = benchmarks(config, names)
-    url = resolve_endpoint(config, endpoint, "eval.answer")["base_url"]
+    resolved = resolve_endpoint(config, endpoint, "eval.answer")
     results = {}
     for bench in selected:
         questions = load_questions(bench.questions)
-        out = bench_dir(config, bench) / "model_answer" / f"{endpoint.model}.jsonl"
+        root = RunLayout.of(config).bench(bench.name)
+        out = answers_dir(root) / f"{endpoint.model}.jsonl"
         done = load_answers(out) if out.exists() else {}
         write_jsonl(out, list(done.values()))  # drops a line a killed run left half-written
         items = [{"key": q["question_id"], "question": q, "model": endpoint.model,
                   "temperature": CATEGORY_TEMPERATURE.get(q["category"], endpoint.temperature)}
                  for q in questions if q["question_id"] not in done]  # fmt: skip
-        failures = bench_dir(config, bench) / "failures" / f"answers-{endpoint.model}.jsonl"
-        counts = run_jobs(f"{bench.name} answers", items, answer_question, endpoint, url, cfg, out, failures)
+        failures = failures_dir(root) / f"answers-{endpoint.model}.jsonl"
+        counts = run_jobs(f"{bench.name} answers", items, answer_question, endpoint, resolved, cfg, out, failures)
         counts["answered_before"] = len(done)
         print(f"[eval answers] {bench.name}: {len(done)} answered before, {counts['done']} now, {counts['failed']} failed"
               f"{f' (see {failures})' if counts['failed'] else ''} -> {out}", flush=True)  # fmt: skip

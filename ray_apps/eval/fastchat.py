@@ -9,6 +9,8 @@ import time
 import uuid
 from pathlib import Path
 
+from ..errors import RealmError
+
 #: FastChat's sampling temperature per question category; others get ``eval.answer.temperature``.
 CATEGORY_TEMPERATURE = {
     "writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0, "stem": 0.1, "humanities": 0.1,
@@ -20,8 +22,28 @@ _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 _RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 
 
-class FormatError(ValueError):
+class FormatError(RealmError, ValueError):
     """A FastChat file that cannot be used; the message names the file and line."""
+
+
+def answers_dir(bench: Path) -> Path:
+    """``model_answer/``: one ``<model>.jsonl`` per model, under a benchmark's directory."""
+    return bench / "model_answer"
+
+
+def judgments_dir(bench: Path) -> Path:
+    """``model_judgment/``: ``<judge>_single.jsonl`` and ``<judge>_pair.jsonl``."""
+    return bench / "model_judgment"
+
+
+def results_file(bench: Path) -> Path:
+    """`realm eval show`'s scores of every judgment file of the benchmark (ours)."""
+    return bench / "results.json"
+
+
+def failures_dir(bench: Path) -> Path:
+    """Requests that failed after their retries, per task (ours; FastChat has none)."""
+    return bench / "failures"
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:

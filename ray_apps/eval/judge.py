@@ -11,14 +11,15 @@ import time
 from pathlib import Path
 
 from ..config import ConfigError, PipelineConfig
-from ..rollout.driver import resolve_endpoint
-from ..rollout.store import write_jsonl
-from .answers import bench_dir, benchmarks
-from .calls import Chat, run_jobs
+from ..endpoints import resolve_endpoint
+from ..layout import RunLayout
+from ..records import write_jsonl
+from .answers import benchmarks
 from .fastchat import (
-    NEED_REFERENCE, answer_turns, load_answers, load_judge_prompts, load_questions, pair_key, parse_rating, parse_winner,
-    prompt_name, read_jsonl, render, single_key,
+    NEED_REFERENCE, answer_turns, answers_dir, failures_dir, judgments_dir, load_answers, load_judge_prompts, load_questions,
+    pair_key, parse_rating, parse_winner, prompt_name, read_jsonl, render, single_key,
 )  # fmt: skip
+from .jobs import Chat, run_jobs
 
 
 async def _verdict(chat: Chat, messages: list[dict], temperature: float, attempts: int, parse) -> tuple[object, str, int]:
@@ -79,16 +80,16 @@ def run_judge(config: PipelineConfig, names: list[str] | None = None) -> dict:
         raise ConfigError("eval.judge_prompts: set the path of FastChat's judge_prompts.jsonl")
     prompts = load_judge_prompts(cfg.judge_prompts)
     selected = benchmarks(config, names)
-    url = resolve_endpoint(config, cfg.judge, "eval.judge")["base_url"]
+    resolved = resolve_endpoint(config, cfg.judge, "eval.judge")
     kind = "single" if cfg.judge_mode == "single" else "pair"
     key, work = (single_key, judge_single) if kind == "single" else (pair_key, judge_pair)
     results = {}
     for bench in selected:
-        root = bench_dir(config, bench)
-        answers = {p.stem: load_answers(p) for p in sorted((root / "model_answer").glob("*.jsonl"))}
-        games = _games(config, sorted(answers), root / "model_answer")
+        root = RunLayout.of(config).bench(bench.name)
+        answers = {p.stem: load_answers(p) for p in sorted(answers_dir(root).glob("*.jsonl"))}
+        games = _games(config, sorted(answers), answers_dir(root))
         refs = load_answers(bench.reference_answers) if bench.reference_answers else {}
-        out = root / "model_judgment" / f"{cfg.judge.model}_{kind}.jsonl"
+        out = judgments_dir(root) / f"{cfg.judge.model}_{kind}.jsonl"
         kept = [r for r in (read_jsonl(out) if out.exists() else []) if "error" not in r]
         write_jsonl(out, kept)
         done = {key(r) for r in kept}
@@ -115,8 +116,8 @@ def run_judge(config: PipelineConfig, names: list[str] | None = None) -> dict:
                     item["key"] = list(key(item))
                     if tuple(item["key"]) not in done:
                         items.append(item)
-        failures = root / "failures" / f"judge-{cfg.judge.model}_{kind}.jsonl"
-        counts = run_jobs(f"{bench.name} judgments", items, work, cfg.judge, url, cfg, out, failures)
+        failures = failures_dir(root) / f"judge-{cfg.judge.model}_{kind}.jsonl"
+        counts = run_jobs(f"{bench.name} judgments", items, work, cfg.judge, resolved, cfg, out, failures)
         errors = sum(1 for r in read_jsonl(out) if "error" in r)
         counts |= {"judged_before": len(done), "unparseable": errors, "unanswered": unanswered}
         print(f"[eval judge] {bench.name}: {len(done)} judged before, {counts['done']} now ({errors} unparseable, recorded as errors), "

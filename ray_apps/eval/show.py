@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tables import markdown_table
 from .fastchat import load_questions, read_jsonl
 
 
@@ -72,11 +73,9 @@ def pair_results(records: list[dict], baseline: str | None = None, rounds: int =
 
 
 def _table(results: dict, columns: list[str]) -> str:
-    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for model, r in sorted(results.items(), key=lambda kv: -kv[1].get(columns[0], 0)):
-        cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = sorted(results.items(), key=lambda kv: -kv[1].get(columns[0], 0))
+    cells = [[model, *(f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns)] for model, r in rows]
+    return markdown_table(["model", *columns], cells)
 
 
 def run_show(files: list[str], questions: str | None = None, baseline: str | None = None, output: str | None = None,

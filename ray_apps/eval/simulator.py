@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError, PipelineConfig
+from ..layout import RunLayout
 from ..models.loading import load_model, load_tokenizer
+from ..records import read_records
 from ..train.views import training_messages
-from .stats import load_sessions
 
 
 def human_turn_perplexity(path: str, records: list[dict], max_length: int, simulator_prompt: str) -> dict:
@@ -25,7 +26,7 @@ def human_turn_perplexity(path: str, records: list[dict], max_length: int, simul
 
     nll, tokens = 0.0, 0
     for record in tqdm(records, desc=f"perplexity {Path(path).name}", unit="conversation"):
-        messages = training_messages({"messages": record["messages"], "meta": record["meta"]}, "user", simulator_prompt=simulator_prompt)
+        messages = training_messages(record, "user", simulator_prompt=simulator_prompt)
         encoded = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
         ids, mask = encoded["input_ids"][:max_length], encoded["assistant_masks"][:max_length]
         labels = [i if m else -100 for i, m in zip(ids, mask)]
@@ -41,19 +42,19 @@ def human_turn_perplexity(path: str, records: list[dict], max_length: int, simul
 
 
 def run_simulator(config: PipelineConfig, output: str | None = None) -> dict:
-    cfg, workdir = config.eval, Path(config.run.workdir)
+    cfg, layout = config.eval, RunLayout.of(config)
     models = {}
     for role, key, configured, default in (("simulator", "eval.simulator_model", cfg.simulator_model, "usergpt"),
                                            ("base", "eval.simulator_base", cfg.simulator_base, "base")):  # fmt: skip
-        models[role] = configured or str(workdir / "models" / default)
+        models[role] = configured or str(layout.model(default))
         if not configured and not Path(models[role]).exists():
             raise ConfigError(f"{key}: no model at {models[role]} (train it first, or set {key} to a path or hub id)")
-    heldout = cfg.heldout or str(workdir / "real" / "parquet" / "eval")
-    records, skipped = load_sessions(heldout)
+    heldout = cfg.heldout or str(layout.heldout)
+    records, skipped = read_records(heldout)
     result = {"heldout": heldout, "conversations": len(records), "skipped_rows": dict(skipped)}
     for role, path in models.items():
         result[role] = human_turn_perplexity(path, records, config.train.max_length, config.train.simulator_prompt)
-    out = Path(output or Path(cfg.output or workdir / "eval") / "simulator.json")
+    out = Path(output) if output else layout.simulator
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"[eval simulator] human-turn perplexity on {len(records)} held-out conversations: simulator {result['simulator']['perplexity']}, "

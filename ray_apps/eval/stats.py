@@ -17,45 +17,21 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ..config import ConfigError, PipelineConfig
-from ..conversation import ASSISTANT, USER, RecordError, from_sharegpt, is_end_marker
-from ..rollout.filters import rejection
-from .fastchat import read_jsonl
-from .report import write_report
-
-_WORD = re.compile(r"\w+|[^\w\s]")
-
-
-def load_sessions(path: str) -> tuple[list[dict], Counter]:
-    """Records with ``messages`` from a file or directory, and the rows skipped with their reason."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no dataset at {path}")
-    files = [p] if p.is_file() else sorted(p.rglob("*.parquet")) or sorted(f for f in p.rglob("*.jsonl") if "shards" not in f.parts)
-    records, skipped = [], Counter()
-    for f in files:
-        for row in pq.read_table(f).to_pylist() if f.suffix == ".parquet" else read_jsonl(f):
-            try:
-                record = from_sharegpt(row) if "conversations" in row else row
-                messages = json.loads(record["messages"]) if isinstance(record["messages"], str) else record["messages"]
-            except (KeyError, RecordError, json.JSONDecodeError) as exc:
-                skipped[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
-                continue
-            meta = row.get("meta") or {}
-            records.append({"messages": messages, "meta": json.loads(meta) if isinstance(meta, str) else meta})
-    return records, skipped
+from ..conversation import ASSISTANT, USER, is_end_marker
+from ..layout import RunLayout
+from ..models.tokens import text_token_counter, word_count
+from ..records import read_records
+from ..user_turns import rejection
+from .plots import write_stats_report
 
 
 def counter(tokenizer: str | None):
     """(tokens of a text, the unit's name): a tokenizer's tokens, or words and punctuation."""
     if tokenizer is None:
-        return (lambda text: len(_WORD.findall(text))), "words"
-    from ..models.loading import load_tokenizer
-
-    tok = load_tokenizer(tokenizer)
-    return (lambda text: len(tok(text, add_special_tokens=False).input_ids)), f"tokens of {tokenizer}"
+        return word_count, "words"
+    return text_token_counter(tokenizer), f"tokens of {tokenizer}"
 
 
 def mtld(texts: list[str]) -> float | None:
@@ -160,10 +136,11 @@ def run_stats(config: PipelineConfig, datasets: list[str], names: list[str] | No
     names = names or [_default_name(Path(d)) for d in datasets]
     if len(names) != len(datasets) or len(set(names)) != len(names):
         raise ConfigError(f"--names: give one distinct name per dataset (got {names} for {len(datasets)} datasets)")
-    local = Path(config.run.workdir) / "models" / "base"
+    layout = RunLayout.of(config)
+    local = layout.model("base")
     tokenizer = cfg.stats_tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
     count, unit = counter(tokenizer)
-    loaded = {name: load_sessions(path) for name, path in zip(names, datasets)}
+    loaded = {name: read_records(path) for name, path in zip(names, datasets)}
     results = {name: dataset_stats(records, count, name) | {"skipped_rows": dict(skipped)} for name, (records, skipped) in loaded.items()}
 
     rng = random.Random(config.run.seed)
@@ -174,12 +151,12 @@ def run_stats(config: PipelineConfig, datasets: list[str], names: list[str] | No
         results[name]["topic_similarity"] = _round(mean_pairwise_similarity(vectors))
     method = f"embeddings of {cfg.embedding_model} (mean pooled)" if cfg.embedding_model else "TF-IDF (offline fallback)"
 
-    out = Path(output or Path(cfg.output or Path(config.run.workdir) / "eval") / "stats")
+    out = Path(output) if output else layout.stats
     out.mkdir(parents=True, exist_ok=True)
     public = {name: {k: v for k, v in r.items() if not k.startswith("_")} for name, r in results.items()}
     summary = {"datasets": dict(zip(names, datasets)), "length_unit": unit, "topic_similarity_method": method, "stats": public}
     (out / "stats.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_report(out, summary, {name: (r["_turns"], r["_utterances"]) for name, r in results.items()})
+    write_stats_report(out, summary, {name: (r["_turns"], r["_utterances"]) for name, r in results.items()})
     print(f"[eval stats] lengths in {unit}; topic similarity by {method} -> {out / 'report.html'}", flush=True)
     return summary
 

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 from ..config import PipelineConfig, write_run_config
+from ..errors import InputError
+from ..records import read_records
 from .tokenizer import train_tokenizer
 
 
 def corpus_texts(corpus: str | Path) -> Iterator[str]:
-    """Message contents of a prepared dataset directory (Parquet), or of JSONL files in it."""
-    corpus = Path(corpus)
-    files = sorted(corpus.rglob("*.parquet"))
-    if files:
-        for file in files:
-            for messages in pq.read_table(file, columns=["messages"]).column("messages").to_pylist():
-                yield from (m["content"] for m in messages)
-        return
-    for file in sorted(corpus.rglob("*.json*")):
-        with file.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                yield from (m.get("content", "") for m in record.get("messages", []) if isinstance(m, dict))
+    """Message contents of a dataset (a prepared directory, a rollout's, or a file of records)."""
+    records, _ = read_records(corpus)
+    for record in records:
+        yield from (m["content"] for m in record["messages"])
 
 
 def run_init_model(config: PipelineConfig, corpus: str | Path, output: str | Path) -> Path:
@@ -38,7 +26,7 @@ def run_init_model(config: PipelineConfig, corpus: str | Path, output: str | Pat
     spec = config.model.init
     texts = list(corpus_texts(corpus))
     if not texts:
-        raise ValueError(f"no conversations found under {corpus} (expected prepared Parquet or JSONL)")
+        raise InputError(f"--corpus: no conversations found under {corpus} (expected `realm prepare` output: Parquet or JSONL records)")
     tokenizer = train_tokenizer(texts, spec.vocab_size)
     torch.manual_seed(config.run.seed)
     model_config = LlamaConfig(

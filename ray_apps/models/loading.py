@@ -7,8 +7,11 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from ..config import ConfigError
+from ..errors import StartError
 
-class ModelNotFoundError(FileNotFoundError):
+
+class ModelNotFoundError(StartError, FileNotFoundError):
     """A model reference that is neither a local directory nor a reachable hub id."""
 
 
@@ -51,5 +54,5 @@ def context_length(name_or_path: str, token_env: str = "HF_TOKEN") -> int:
     """The longest sequence the model accepts (``max_position_embeddings`` of its text config)."""
     length = getattr(load_model_config(name_or_path, token_env).get_text_config(), "max_position_embeddings", None)
     if not length:
-        raise ValueError(f"{name_or_path}: the model config has no max_position_embeddings; set serve.max_model_len")
+        raise ConfigError(f"serve.max_model_len: {name_or_path}'s config has no max_position_embeddings; set the length")
     return length

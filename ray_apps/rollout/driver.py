@@ -8,33 +8,38 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
-import openai
 import pyarrow.parquet as pq
 import ray
 import yaml
 from ray.util import metrics
 
-from ..config import EndpointConfig, PipelineConfig, write_run_config
+from ..config import PipelineConfig, write_run_config
 from ..conversation import ASSISTANT, USER
+from ..endpoints import EndpointError, map_rows, resolve_endpoint, start_governor, tripped
+from ..errors import RealmError
+from ..layout import RolloutData, RunLayout
+from ..tables import markdown_table
+from .openings import OpeningIndex
 from .runner import SessionRunner
-from .shared import EndpointGovernor, OpeningIndex
 from .store import collect, finished_keys, write_dataset, write_shard
 
 
-class RolloutError(RuntimeError):
+class RolloutError(RealmError, RuntimeError):
     """A rollout that cannot start or had to stop; the message says why."""
 
 
 def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     """Run (or resume) the rollout; returns the summary written to ``<output>/summary.json``."""
     cfg = config.rollout
-    out = Path(output or cfg.output or Path(config.run.workdir) / "realchat")
-    endpoints = {USER: resolve_endpoint(config, cfg.user, "rollout.user"), ASSISTANT: resolve_endpoint(config, cfg.assistant, "rollout.assistant")}
+    out = Path(output) if output else RunLayout.of(config).realchat.root
+    try:
+        endpoints = {role: resolve_endpoint(config, getattr(cfg, role), f"rollout.{role}") for role in (USER, ASSISTANT)}
+    except EndpointError as exc:
+        raise RolloutError(str(exc)) from None
     fingerprint = cfg.session_fingerprint()
     seeds, invalid = _seeds(config, fingerprint)
     keys = [s["key"] for s in seeds] + [r["key"] for r in invalid]
@@ -55,56 +60,28 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     print(f"[rollout] {len(keys)} seeds: {len(done)} finished before, {len(pending)} to run -> {out}", flush=True)
 
     started = time.time()
-    governors = {}
-    for role, args in endpoints.items():
-        limits = getattr(cfg, role)
-        governors[role] = EndpointGovernor.remote(
-            args["base_url"], limits.requests_per_minute, limits.tokens_per_minute, cfg.breaker_error_rate, cfg.breaker_window
-        )
-    tripped = None
+    governors = {role: start_governor(getattr(cfg, role), args["base_url"], cfg.breaker_error_rate, cfg.breaker_window)
+                 for role, args in endpoints.items()}  # fmt: skip
+    stopped_by = None
     if pending:
         meta = {"mode": cfg.mode, "user_model": cfg.user.model, "assistant_model": cfg.assistant.model, "fingerprint": fingerprint,
                 "sampling": {role: getattr(cfg, role).model_dump(include={"temperature", "top_p", "max_tokens"}) for role in (USER, ASSISTANT)}}  # fmt: skip
-        ds = ray.data.from_items([{"seed": json.dumps(s)} for s in pending], override_num_blocks=max(1, min(len(pending), 4 * cfg.actors)))
-        ds = ds.map_batches(
-            SessionRunner,
-            fn_constructor_kwargs={"rollout": cfg.model_dump(mode="json"), "endpoints": endpoints, "governors": governors,
-                                   "openings": openings, "output": str(out), "mode_meta": meta},  # fmt: skip
-            batch_size=max(1, cfg.sessions_per_actor // 4),  # small batches: frequent shards and progress
-            # four batches in flight per actor, all on its one event loop, sharing its session limit
-            compute=ray.data.ActorPoolStrategy(size=cfg.actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4),
-            num_cpus=0.1,
-            scheduling_strategy="SPREAD",  # sessions over every node of a cluster, not packed on one
-        )
-        tripped = _follow(ds, len(pending), governors, cfg.progress_interval_s)
+        rows = map_rows(
+            pending, SessionRunner,
+            {"rollout": cfg.model_dump(mode="json"), "endpoints": endpoints, "governors": governors, "openings": openings,
+             "output": str(out), "mode_meta": meta},
+            actors=cfg.actors, batch_size=max(1, cfg.sessions_per_actor // 4), blocks=4 * cfg.actors,  # small batches: frequent shards
+        )  # fmt: skip
+        stopped_by = _follow(rows, len(pending), list(governors.values()), cfg.progress_interval_s)
     sessions, failures = collect(out, keys)
     write_dataset(out, sessions, failures)
     summary = _summary(config, sessions, failures, len(keys), time.time() - started)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "README.md").write_text(_card(config, summary))
+    RolloutData(out).summary.write_text(json.dumps(summary, indent=2) + "\n")
+    RolloutData(out).card.write_text(_card(config, summary))
     print(f"[rollout] {summary['sessions']} sessions, {summary['failures']} failures -> {out}", flush=True)
-    if tripped:
-        raise RolloutError(f"{tripped}. Stopped; finished sessions are kept: fix the endpoint and rerun the same command to resume.")
+    if stopped_by:
+        raise RolloutError(f"{stopped_by}. Stopped; finished sessions are kept: fix the endpoint and rerun the same command to resume.")
     return summary
-
-
-def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
-    """Where a role's requests go, checked now: the endpoint answers and serves the model."""
-    from ..serve import base_url
-
-    url = cfg.base_url or base_url(config)
-    api_key = os.environ.get(cfg.api_key_env or "", "") or "unused"
-    client = openai.OpenAI(base_url=url, api_key=api_key, max_retries=2, timeout=30)
-    try:
-        served = [m.id for m in client.models.list()]
-    except openai.APIError as exc:
-        hint = "" if cfg.base_url else " (null means the serve app: start it with `realm serve --config ...`)"
-        raise RolloutError(f"{key}.base_url: cannot list models at {url}: {exc}{hint}") from None
-    if cfg.model not in served:
-        raise RolloutError(f"{key}.model: {cfg.model!r} is not served at {url} (it serves {served})")
-    local = Path(config.run.workdir) / "models" / cfg.model
-    tokenizer = cfg.tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
-    return {"base_url": url, "tokenizer": tokenizer}
 
 
 def _key(fingerprint: str, seed_id: str) -> str:
@@ -163,7 +140,7 @@ def _seed_problem(row, seed_id: str, seen: set) -> str | None:
     return None
 
 
-def _follow(ds, total: int, governors: dict, interval: float) -> str | None:
+def _follow(rows, total: int, governors: list, interval: float) -> str | None:
     """Consume the outcome rows with a progress bar and a summary line every ``interval`` s; returns
     the circuit breaker's message if one opened (the run then stops)."""
     from tqdm.auto import tqdm
@@ -171,7 +148,7 @@ def _follow(ds, total: int, governors: dict, interval: float) -> str | None:
     done_metric = metrics.Gauge("realm_rollout_done", "Seeds finished in this run.")
     counts, tokens, started, last = Counter(), 0, time.time(), time.time()
     with tqdm(total=total, desc="rollout", unit="session") as bar:
-        for row in ds.iter_rows():
+        for row in rows:
             counts[row["status"]] += 1
             usage = json.loads(row["usage"])
             tokens += sum(u.get("completion_tokens", 0) for u in usage.values())
@@ -182,11 +159,9 @@ def _follow(ds, total: int, governors: dict, interval: float) -> str | None:
                 last = time.time()
                 print(f"[rollout] {sum(counts.values())}/{total} done, {counts['failure']} failed, "
                       f"{tokens / (last - started):.0f} completion tokens/s", flush=True)  # fmt: skip
-                tripped = [r for r in ray.get([g.tripped_reason.remote() for g in governors.values()]) if r]
-                if tripped:
-                    return tripped[0]
-    tripped = [r for r in ray.get([g.tripped_reason.remote() for g in governors.values()]) if r]
-    return tripped[0] if tripped else None
+                if reason := tripped(governors):
+                    return reason
+    return tripped(governors)
 
 
 def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict], seeds: int, seconds: float) -> dict:
@@ -222,41 +197,40 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
 
 def _card(config: PipelineConfig, summary: dict) -> str:
     """The dataset card: what made the data and what is in it."""
-    def table(counts: dict) -> str:
-        return "\n".join(["| reason | count |", "|---|---|", *(f"| {k} | {v} |" for k, v in counts.items())]) if counts else "none"
+    def counts(reasons: dict) -> str:
+        return markdown_table(["reason", "count"], reasons.items()) if reasons else "none"
 
     usage = summary["usage"]
+    facts = markdown_table(["", ""], [
+        ["seeds", summary["seeds"]], ["sessions", summary["sessions"]], ["failures", summary["failures"]],
+        ["mean user turns", summary["mean_user_turns"]],
+        *([f"{name} tokens (prompt / completion)", f"{usage[role].get('prompt_tokens', 0):,} / {usage[role].get('completion_tokens', 0):,}"]
+          for role, name in ((USER, "user simulator"), (ASSISTANT, "assistant"))),
+        ["estimated cost", summary["estimated_cost"]["total"]],
+    ])  # fmt: skip
     return f"""# {config.run.name}: synthetic multi-turn sessions
 
 Made by `realm rollout` (ReaLM on Ray): a user simulator (`{config.rollout.user.model}`) and an assistant
 (`{config.rollout.assistant.model}`) talking through OpenAI-compatible endpoints, mode `{config.rollout.mode}`.
 
-| | |
-|---|---|
-| seeds | {summary['seeds']} |
-| sessions | {summary['sessions']} |
-| failures | {summary['failures']} |
-| mean user turns | {summary['mean_user_turns']} |
-| user simulator tokens (prompt / completion) | {usage[USER].get('prompt_tokens', 0):,} / {usage[USER].get('completion_tokens', 0):,} |
-| assistant tokens (prompt / completion) | {usage[ASSISTANT].get('prompt_tokens', 0):,} / {usage[ASSISTANT].get('completion_tokens', 0):,} |
-| estimated cost | {summary['estimated_cost']['total']} |
+{facts}
 
 ## Why sessions stopped
 
-{table(summary['stop_reasons'])}
+{counts(summary['stop_reasons'])}
 
 ## Failures (in `failures.jsonl`, each with its detail)
 
-{table(summary['failure_reasons'])}
+{counts(summary['failure_reasons'])}
 
 ## Resampled user turns
 
-{table(summary['rejected_user_turns'])}
+{counts(summary['rejected_user_turns'])}
 
 ## Files
 
 - `data/sessions.parquet`, `data/sessions.jsonl`: `{{"id", "messages": [{{"role", "content"}}], "meta"}}`
-  (meta: seed id, mode, persona, models, sampling, stop reason, per-role usage)
+  (meta: seed id, mode, persona, models, sampling, stop reason, per-role usage; a JSON string in Parquet)
 - `data/sharegpt.jsonl`: the same sessions as ShareGPT (`conversations` / `from` / `value`)
 - `failures.jsonl`, `summary.json`, `resolved_config.yaml`
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
-import openai
 from ray.util import metrics
 
-from ..config import EndpointConfig, RolloutConfig
+from ..config import RolloutConfig
 from ..conversation import ASSISTANT, USER, make_record
-from .session import Endpoint, Session, SessionFailed
+from ..endpoints import Endpoint
+from .session import Session, SessionFailed
 from .store import write_shard
-from .tokens import token_counter
 
 logger = logging.getLogger(__name__)
 
@@ -26,26 +24,18 @@ class SessionRunner:
 
     def __init__(self, rollout: dict, endpoints: dict[str, dict], governors: dict, openings, output: str, mode_meta: dict):
         self.cfg = RolloutConfig.model_validate(rollout)
-        self.endpoint_args = endpoints  # role -> {base_url, api_key_env, tokenizer}
+        self.resolved = endpoints  # role -> {base_url, tokenizer}
         self.governors, self.openings, self.output, self.mode_meta = governors, openings, Path(output), mode_meta
         self.endpoints: dict[str, Endpoint] | None = None
         self.in_flight: asyncio.Semaphore | None = None
         self.sessions_metric = metrics.Counter("realm_rollout_sessions", "Seeds finished, by status.", tag_keys=("status",))
         self.tokens_metric = metrics.Counter("realm_rollout_tokens", "Completion tokens, by role.", tag_keys=("role",))
 
-    def _endpoint(self, role: str, cfg: EndpointConfig) -> Endpoint:
-        args = self.endpoint_args[role]
-        client = openai.AsyncOpenAI(
-            base_url=args["base_url"], api_key=os.environ.get(cfg.api_key_env or "", "") or "unused",
-            max_retries=cfg.max_retries, timeout=cfg.timeout_s,
-        )  # fmt: skip
-        return Endpoint(role, cfg, client, self.governors[role], token_counter(args["tokenizer"]))
-
     async def __call__(self, batch: dict[str, np.ndarray]):
         if self.endpoints is None:  # made on the actor's event loop
-            self.endpoints = {USER: self._endpoint(USER, self.cfg.user), ASSISTANT: self._endpoint(ASSISTANT, self.cfg.assistant)}
+            self.endpoints = {role: Endpoint(getattr(self.cfg, role), self.resolved[role], self.governors[role]) for role in (USER, ASSISTANT)}
             self.in_flight = asyncio.Semaphore(self.cfg.sessions_per_actor)
-        seeds = [json.loads(s) for s in batch["seed"]]
+        seeds = [json.loads(s) for s in batch["item"]]
         rows = await asyncio.gather(*[self._run(seed) for seed in seeds])
         write_shard(self.output, rows)
         yield {
@@ -83,6 +73,7 @@ class SessionRunner:
         self.sessions_metric.inc(tags={"status": "session"})
         meta = {
             **self.mode_meta, "seed_id": session.seed["id"], "persona": session.persona, "stop_reason": stop,
+            "ended_naturally": stop == "end_marker",  # the simulator ended it: UserGPT trained on it learns the end marker
             "user_turns": len(session.user_turns()), "rejected_user_turns": dict(session.rejected), "usage": self._usage(session),
         }  # fmt: skip
         return make_record(session.seed["key"], session.messages, meta)

@@ -6,17 +6,13 @@ system prompt, roles swapped); an assistant turn is a chat completion on the con
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import openai
-
-from ..config import EndpointConfig, RolloutConfig
-from ..conversation import ASSISTANT, SYSTEM, USER, message, simulator_view
-from .filters import is_end, rejection
+from ..config import RolloutConfig
+from ..conversation import ASSISTANT, SYSTEM, USER, ends_conversation, message, simulator_view
+from ..endpoints import CallFailed, Endpoint, Usage
+from ..user_turns import rejection
 
 #: Failure reasons that a rerun tries again (the endpoint may be back); the others are final.
 RETRYABLE = ("user_endpoint_error", "assistant_endpoint_error", "circuit_open")
@@ -26,56 +22,6 @@ class SessionFailed(Exception):
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
-
-
-@dataclass
-class Usage:
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "seconds": round(self.seconds, 3)}  # fmt: skip
-
-
-@dataclass
-class Endpoint:
-    """One role's endpoint: client, sampling, the run's shared governor, and a token counter for budgets."""
-
-    role: str
-    cfg: EndpointConfig
-    client: openai.AsyncOpenAI
-    governor: object  # EndpointGovernor actor handle
-    count_tokens: Callable[[list[dict]], int]
-
-    async def chat(self, messages: list[dict], usage: Usage, seed: int) -> tuple[str, str]:
-        """The reply text and finish reason; ``SessionFailed`` when the endpoint fails after its retries."""
-        tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0  # only a token limit needs it
-        wait, tripped = await self.governor.reserve.remote(tokens)
-        if tripped:
-            raise SessionFailed("circuit_open", tripped)
-        if wait:
-            await asyncio.sleep(wait)
-        started = time.perf_counter()
-        try:
-            r = await self.client.chat.completions.create(
-                model=self.cfg.model, messages=messages, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                max_tokens=self.cfg.max_tokens, seed=seed, extra_body=self.cfg.extra_body or None,
-            )  # fmt: skip
-        except openai.APIError as exc:
-            status = getattr(exc, "status_code", None)
-            detail = f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:300]}"
-            self.governor.report.remote(False, detail)
-            raise SessionFailed(f"{self.role}_endpoint_error", detail) from None
-        self.governor.report.remote(True)
-        usage.requests += 1
-        usage.seconds += time.perf_counter() - started
-        if r.usage:
-            usage.prompt_tokens += r.usage.prompt_tokens
-            usage.completion_tokens += r.usage.completion_tokens
-        return r.choices[0].message.content or "", r.choices[0].finish_reason
 
 
 @dataclass
@@ -108,7 +54,7 @@ class Session:
                 stop = self._limit_reached(user, assistant)
                 if stop or (stop := await self._user_turn(user, claim_opening)):
                     return stop
-            text, finish = await assistant.chat(self.assistant_view(), self.usage[ASSISTANT], self._sampling_seed(1))
+            text, finish = await self._ask(assistant, ASSISTANT, self.assistant_view(), self._sampling_seed(1))
             if finish == "length" and self.cfg.on_length == "drop":
                 self.messages.pop()
                 return "assistant_length"
@@ -131,9 +77,9 @@ class Session:
         view = simulator_view(self.messages, system_prompt=self.persona)
         reason = None
         for attempt in range(self.cfg.max_resamples + 1):
-            text, _ = await user.chat(view, self.usage[USER], self._sampling_seed(attempt))
+            text, _ = await self._ask(user, USER, view, self._sampling_seed(attempt))
             text = text.strip()
-            if is_end(text):
+            if ends_conversation(text):
                 if len(earlier) >= self.cfg.min_turns:
                     return "end_marker"
                 reason = "early_end"
@@ -146,6 +92,12 @@ class Session:
                 return None
             self.rejected[reason] += 1
         return f"filtered_{reason}"
+
+    async def _ask(self, endpoint: Endpoint, role: str, messages: list[dict], seed: int) -> tuple[str, str | None]:
+        try:
+            return await endpoint.chat(messages, self.usage[role], seed=seed)
+        except CallFailed as exc:
+            raise SessionFailed(exc.reason if exc.reason == "circuit_open" else f"{role}_{exc.reason}", exc.detail) from None
 
     def _sampling_seed(self, attempt: int) -> int:
         """Requests are seeded by session, turn and attempt, so a rerun asks the same questions."""

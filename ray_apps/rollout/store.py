@@ -13,16 +13,15 @@ import os
 import uuid
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from ..conversation import to_sharegpt
+from ..layout import RolloutData
+from ..records import write_jsonl, write_records
 from .session import RETRYABLE
 
 
 def write_shard(output: Path, rows: list[dict]) -> None:
     """``rows``: ``{"key", "status": "session" | "failure", "record"}``; appears all at once or not at all."""
-    shards = output / "shards"
+    shards = RolloutData(output).shards
     shards.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
     tmp = shards / f".{name}.tmp"
@@ -37,7 +36,7 @@ def write_shard(output: Path, rows: list[dict]) -> None:
 def read_shards(output: Path) -> dict[str, dict]:
     """The outcome of every finished key: a session wins over a failure; of failures, the last read."""
     outcome: dict[str, dict] = {}
-    for shard in sorted((output / "shards").glob("*.jsonl")):
+    for shard in sorted(RolloutData(output).shards.glob("*.jsonl")):
         for line in shard.read_text().splitlines():
             row = json.loads(line)
             if outcome.get(row["key"], {}).get("status") != "session":
@@ -59,20 +58,8 @@ def collect(output: Path, keys: list[str]) -> tuple[list[dict], list[dict]]:
 
 def write_dataset(output: Path, sessions: list[dict], failures: list[dict]) -> None:
     """``data/sessions.{parquet,jsonl}`` (messages format), ``data/sharegpt.jsonl``, ``failures.jsonl``."""
-    data = output / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    rows = [{"id": r["id"], "messages": r["messages"], "meta": json.dumps(r["meta"], ensure_ascii=False)} for r in sessions]
-    schema = pa.schema([("id", pa.string()), ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-                        ("meta", pa.string())])  # fmt: skip
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), data / "sessions.parquet")
-    write_jsonl(data / "sessions.jsonl", sessions)
-    write_jsonl(data / "sharegpt.jsonl", [to_sharegpt(r) for r in sessions])
-    write_jsonl(output / "failures.jsonl", failures)
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    """Replace ``path`` with ``records`` at once: a killed writer leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    os.replace(tmp, path)
+    files = RolloutData(output)
+    write_records(sessions, files.sessions)
+    write_records(sessions, files.sessions_jsonl)
+    write_jsonl(files.sharegpt, [to_sharegpt(r) for r in sessions])
+    write_jsonl(files.failures, failures)

@@ -11,13 +11,15 @@ from pathlib import Path
 from ray import serve
 
 from ..config import ConfigError, PipelineConfig, ServedModelConfig, load_config
+from ..endpoints import base_url
+from ..layout import RunLayout
 
 
 def model_paths(config: PipelineConfig) -> list[tuple[ServedModelConfig, str]]:
     """Each served model with its source: an absolute local directory (checked now) or a hub id."""
     out = []
     for i, model in enumerate(config.serve.models):
-        source = model.path or str(Path(config.run.workdir) / "models" / model.name)
+        source = model.path or str(RunLayout.of(config).model(model.name))
         local = Path(source).expanduser()
         if model.path is None or source.startswith((".", "/", "~")) or local.exists():
             if not (local / "config.json").is_file():
@@ -78,11 +80,6 @@ def build_app(config: PipelineConfig):
 def app_builder(args: dict):
     """Entry point for `serve run` / `serve deploy` config files: ``args`` = {config, overrides}."""
     return build_app(load_config(args.get("config"), args.get("overrides", [])))
-
-
-def base_url(config: PipelineConfig) -> str:
-    host = "127.0.0.1" if config.serve.host in ("0.0.0.0", "::") else config.serve.host
-    return f"http://{host}:{config.serve.port}{config.serve.route_prefix.rstrip('/')}/v1"
 
 
 def start_serve(config: PipelineConfig) -> str:

@@ -10,37 +10,34 @@ from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchTrainer
 
 from ..config import PipelineConfig, write_run_config
+from ..errors import StartError
+from ..layout import PreparedData, RunLayout, split_files
 from ..models.loading import load_model_config
 from .export import FINAL_MARKER, MODEL_DIR
 from .sft import accumulation_steps
 from .views import Role
 
 OUTPUT_NAMES = {"user": "usergpt", "assistant": "baseline"}
-ROLLOUT_SESSIONS = "data/sessions.parquet"
 
 
-class TrainError(ValueError):
+class TrainError(StartError, ValueError):
     """A training run that cannot start (or left no model); the message names the problem."""
 
 
 def _paths(config: PipelineConfig, role: Role) -> dict[str, str]:
-    cfg, root = config.train, Path(config.run.workdir)
-    base = cfg.base_model or config.model.base or str(root / "models" / "base")
-    storage = cfg.storage_path or str((root / "ray_train").resolve())
+    cfg, layout = config.train, RunLayout.of(config)
+    base = cfg.base_model or config.model.base or str(layout.model("base"))
     return {
-        "data": cfg.data or str(root / "real"),
+        "data": cfg.data or str(layout.real.root),
         "model": str(Path(base).resolve()) if Path(base).exists() else base,
-        "output": cfg.output or str(root / "models" / OUTPUT_NAMES[role]),
-        "storage": storage,
+        "output": cfg.output or str(layout.model(OUTPUT_NAMES[role])),
+        "storage": cfg.storage_path or str(layout.ray_train),
     }
 
 
 def _read(data: str, split: str) -> ray.data.Dataset | None:
-    """A split of `realm prepare` output (``parquet/<split>/``); a `realm rollout` output is all ``train``."""
-    directory = Path(data) / "parquet" / split
-    files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
-    if not files and split == "train" and (Path(data) / ROLLOUT_SESSIONS).is_file():
-        files = [Path(data) / ROLLOUT_SESSIONS]
+    """A split of a dataset directory: `realm prepare` output, or a `realm rollout` output (all ``train``)."""
+    files = split_files(data, split)
     if not files:
         return None
     context = ray.data.DataContext.get_current()
@@ -54,9 +51,11 @@ def _read(data: str, split: str) -> ray.data.Dataset | None:
 def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None, evaluation: ray.data.Dataset | None) -> None:
     cfg = config.train
     if train is None or train.count() == 0:
-        raise TrainError(f"empty dataset: no training conversations in {Path(paths['data']) / 'parquet' / 'train'} (run `realm prepare` first)")
+        where = PreparedData(Path(paths["data"])).split("train")
+        raise TrainError(f"empty dataset: no training conversations in {where} (run `realm prepare` first)")
     if cfg.eval_data and evaluation is None:
-        raise TrainError(f"train.eval_data: no eval split in {Path(cfg.eval_data) / 'parquet' / 'eval'} (a `realm prepare` output)")
+        where = PreparedData(Path(cfg.eval_data)).split("eval")
+        raise TrainError(f"train.eval_data: no eval split in {where} (a `realm prepare` output)")
     positions = getattr(load_model_config(paths["model"], config.model.hf_token_env), "max_position_embeddings", None)
     if positions is not None and cfg.max_length > positions:
         raise TrainError(f"train.max_length={cfg.max_length} is larger than the model's {positions} positions ({paths['model']})")

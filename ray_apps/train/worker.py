@@ -22,6 +22,7 @@ from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_t
 
 from ..config import TrainConfig
 from ..models.loading import load_tokenizer
+from ..records import record_from_row
 from .callbacks import FailOnce, ProgressCallback
 from .export import FINAL_MARKER, MODEL_DIR, save_final_model
 from .sft import build_trainer
@@ -35,7 +36,7 @@ def _split(name: str, role: str, cfg: TrainConfig) -> datasets.Dataset | None:
         return None
     if shard is None:
         return None
-    rows = [{"messages": training_messages(r, role, cfg.end_marker, cfg.simulator_prompt)} for r in shard.iter_rows()]
+    rows = [{"messages": training_messages(record_from_row(r), role, cfg.end_marker, cfg.simulator_prompt)} for r in shard.iter_rows()]
     return datasets.Dataset.from_list(rows) if rows else None
 
 

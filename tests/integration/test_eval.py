@@ -10,7 +10,7 @@ from ray_apps.config import load_config
 from ray_apps.eval import run_answers, run_judge, run_show, run_simulator
 from ray_apps.eval.fastchat import load_answers, read_jsonl
 
-from ..conftest import ROOT, start_tiny_app
+from ..helpers import ROOT, start_tiny_app
 from ..fake_judge import FakeJudge
 
 pytestmark = pytest.mark.integration

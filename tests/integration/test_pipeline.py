@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, ray_head
+from ..helpers import ROOT, ray_head
 
 pytestmark = pytest.mark.integration
 

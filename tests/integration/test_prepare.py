@@ -4,23 +4,24 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from make_sample import generate
 
 from ray_apps.cli import main
 from ray_apps.config import load_config
 from ray_apps.data import PrepareError, run_prepare
+from ray_apps.layout import PreparedData
+from ray_apps.records import read_records
 
-from ..conftest import ROOT, SAMPLE
+from ..helpers import ROOT, SAMPLE
 
 pytestmark = pytest.mark.integration
 
 
 def _records(out: Path, split: str, fmt: str = "parquet") -> list[dict]:
-    if fmt == "parquet":
-        return [r for f in sorted((out / "parquet" / split).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
-    return [json.loads(line) for f in sorted((out / "jsonl" / split).glob("*.json*")) for line in f.read_text().splitlines()]
+    records, skipped = read_records(PreparedData(out).split(split, fmt))
+    assert not skipped, skipped
+    return records
 
 
 def _rejects(out: Path) -> list[dict]:

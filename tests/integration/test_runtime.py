@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ..conftest import ROOT, ray_head
+from ..helpers import ROOT, ray_head
 
 pytestmark = pytest.mark.integration
 

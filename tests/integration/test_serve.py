@@ -20,7 +20,7 @@ from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.models import load_tokenizer
 from ray_apps.serve import app_builder, start_serve
 
-from ..conftest import REQUEST, ROOT, prepared_records, start_tiny_app
+from ..helpers import REQUEST, ROOT, prepared_records, start_tiny_app
 
 pytestmark = pytest.mark.integration
 

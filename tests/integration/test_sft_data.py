@@ -9,7 +9,7 @@ from ray_apps.models import load_model, load_tokenizer
 from ray_apps.train.sft import build_trainer
 from ray_apps.train.views import training_messages
 
-from ..conftest import ROOT, prepared_records
+from ..helpers import ROOT, prepared_records
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
 from ray_apps.train import TrainError, run_train
 
-from ..conftest import REQUEST, ROOT, prepared_records, train_config
+from ..helpers import REQUEST, ROOT, prepared_records, train_config
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ray_apps.cli import main
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 
 def test_bad_config_key_exits_2_naming_it(capsys):

@@ -9,7 +9,7 @@ import yaml
 
 from ray_apps.config import load_config
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 
 def test_cluster_yaml_validates_against_rays_schema():

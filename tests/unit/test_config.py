@@ -3,7 +3,7 @@ import yaml
 
 from ray_apps.config import ConfigError, PipelineConfig, load_config, write_run_config
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 
 def test_shipped_configs_load():

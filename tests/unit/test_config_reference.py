@@ -3,7 +3,7 @@
 from ray_apps.config import PipelineConfig
 from ray_apps.config_reference import END, START, reference, replace_block
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 
 def _leaf_keys(model, prefix: str) -> list[str]:

@@ -7,7 +7,8 @@ from lexicalrichness import LexicalRichness
 
 from ray_apps.config import load_config
 from ray_apps.conversation import END_OF_CONVERSATION
-from ray_apps.eval.stats import load_sessions, run_stats
+from ray_apps.eval.stats import run_stats
+from ray_apps.records import read_records
 
 SESSIONS = [
     {"id": "a", "messages": [
@@ -84,5 +85,5 @@ def test_prepared_and_rollout_layouts_are_read(tmp_path):
     pq.write_table(table, tmp_path / "parquet" / "train" / "part.parquet")
     (tmp_path / "shards").mkdir()
     (tmp_path / "shards" / "s.jsonl").write_text("not a dataset\n")  # rollout shards are not data
-    records, skipped = load_sessions(str(tmp_path))
+    records, skipped = read_records(str(tmp_path))
     assert [len(r["messages"]) for r in records] == [4] and records[0]["meta"] == {"stop_reason": "max_turns"} and not skipped

@@ -7,7 +7,8 @@ from ray_apps.conversation import RecordError, make_record, message
 from ray_apps.data import clean
 from ray_apps.data.dedup import find_duplicates, sketch
 from ray_apps.data.language import detect_language
-from ray_apps.data.segment import approximate_token_count, segment, split_of
+from ray_apps.data.segment import segment, split_of
+from ray_apps.models.tokens import approximate_token_count
 
 CFG = PrepareConfig()
 

@@ -12,7 +12,7 @@ from ray_apps.serve import build_app, model_paths
 from ray_apps.serve.protocol import APIError, ChatRequest, CompletionRequest, as_api_error, parse_request
 from ray_apps.serve.vllm import llm_config
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 
 def _chat(**fields):

@@ -1,10 +1,9 @@
-"""Checks on a simulated user turn; a turn that fails one is resampled (each reason is counted)."""
+"""Checks on a user turn: the rollout resamples a simulated turn that fails one (each reason counted), and
+`realm eval stats` reports how often real and simulated turns fail them."""
 
 from __future__ import annotations
 
 import re
-
-from ..conversation import END_OF_CONVERSATION
 
 # The simulator slipped into the assistant's voice.
 _ROLE_FLIP = re.compile(
@@ -23,11 +22,6 @@ _SPACE = re.compile(r"\s+")
 
 def _normal(text: str) -> str:
     return _SPACE.sub(" ", text.strip().lower())
-
-
-def is_end(text: str) -> bool:
-    """The simulator ended the session."""
-    return text.strip().startswith(END_OF_CONVERSATION)
 
 
 def rejection(text: str, earlier_user_turns: list[str]) -> str | None:

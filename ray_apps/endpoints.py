@@ -1,0 +1,191 @@
+"""OpenAI-compatible endpoints, as every stage that calls a model uses them (the rollout, eval answers and
+the judge): where requests go, checked at start; the API key; the run's shared rate limits and circuit
+breaker; one chat call with its usage and error text; and a pool of async Ray Data actors mapped over rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import openai
+import ray
+
+from .config import EndpointConfig, PipelineConfig
+from .errors import RealmError
+from .layout import RunLayout
+from .models.tokens import chat_token_counter
+
+
+class EndpointError(RealmError):
+    """An endpoint that does not answer or does not serve the model; the message names the key and the URL."""
+
+
+class CallFailed(Exception):
+    """A request that failed after its retries (``endpoint_error``) or was not sent (``circuit_open``)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def api_key(cfg: EndpointConfig) -> str:
+    """The key from ``cfg.api_key_env`` (never stored), or a placeholder for servers that want none."""
+    return os.environ.get(cfg.api_key_env or "", "") or "unused"
+
+
+def base_url(config: PipelineConfig) -> str:
+    """The OpenAI base URL of this project's Serve app (`realm serve`), as clients reach it."""
+    host = "127.0.0.1" if config.serve.host in ("0.0.0.0", "::") else config.serve.host
+    return f"http://{host}:{config.serve.port}{config.serve.route_prefix.rstrip('/')}/v1"
+
+
+def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
+    """``{"base_url", "tokenizer"}`` of an endpoint, checked now: it answers and serves ``cfg.model``.
+    ``key`` is the config key that names it (``rollout.user``, ``eval.judge``, ...), for the error."""
+    url = cfg.base_url or base_url(config)
+    client = openai.OpenAI(base_url=url, api_key=api_key(cfg), max_retries=2, timeout=30)
+    try:
+        served = [m.id for m in client.models.list()]
+    except openai.APIError as exc:
+        hint = "" if cfg.base_url else " (null means the serve app: start it with `realm serve --config ...`)"
+        raise EndpointError(f"{key}.base_url: cannot list models at {url}: {exc}{hint}") from None
+    if cfg.model not in served:
+        raise EndpointError(f"{key}.model: {cfg.model!r} is not served at {url} (it serves {served})")
+    local = RunLayout.of(config).model(cfg.model)
+    tokenizer = cfg.tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
+    return {"base_url": url, "tokenizer": tokenizer}
+
+
+@ray.remote(num_cpus=0)
+class EndpointGovernor:
+    """One per endpoint and run, shared by every actor: requests- and tokens-per-minute limits (spaced
+    reservations) and an error-rate circuit breaker."""
+
+    def __init__(self, url: str, rpm: float | None, tpm: float | None, error_rate: float, window: int):
+        self.url, self.rpm, self.tpm, self.error_rate = url, rpm, tpm, error_rate
+        self.next_request = self.next_tokens = time.monotonic()
+        self.outcomes: deque[bool] = deque(maxlen=window)
+        self.tripped: str | None = None
+        self.last_error = ""
+
+    def reserve(self, tokens: int) -> tuple[float, str | None]:
+        """Seconds the caller must wait before sending a request of ``tokens``; or why the breaker is open."""
+        if self.tripped:
+            return 0.0, self.tripped
+        now, wait = time.monotonic(), 0.0
+        if self.rpm:
+            start = max(now, self.next_request)
+            self.next_request = start + 60.0 / self.rpm
+            wait = start - now
+        if self.tpm:
+            start = max(now, self.next_tokens)
+            self.next_tokens = start + tokens * 60.0 / self.tpm
+            wait = max(wait, start - now)
+        return wait, None
+
+    def report(self, ok: bool, error: str = "") -> None:
+        """One request's outcome after its retries."""
+        self.outcomes.append(ok)
+        if not ok:
+            self.last_error = error
+        failures = self.outcomes.count(False)
+        full = len(self.outcomes) == self.outcomes.maxlen
+        if not self.tripped and full and failures >= self.error_rate * len(self.outcomes):
+            self.tripped = (
+                f"circuit breaker open for {self.url}: {failures} of the last {len(self.outcomes)} requests failed "
+                f"after retries (last error: {self.last_error})"
+            )
+
+    def tripped_reason(self) -> str | None:
+        return self.tripped
+
+
+def start_governor(cfg: EndpointConfig, url: str, error_rate: float = 1.0, window: int = 20):
+    """The governor actor of one endpoint for a run (``error_rate`` 1.0: the breaker opens when all recent requests failed)."""
+    return EndpointGovernor.remote(url, cfg.requests_per_minute, cfg.tokens_per_minute, error_rate, window)
+
+
+def tripped(governors) -> str | None:
+    """Why a breaker of ``governors`` opened, or None."""
+    return next((r for r in ray.get([g.tripped_reason.remote() for g in governors]) if r), None)
+
+
+@dataclass
+class Usage:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "seconds": round(self.seconds, 3)}  # fmt: skip
+
+
+def describe(exc: openai.APIError) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:300]}"
+
+
+class Endpoint:
+    """An endpoint as an actor calls it: an async client (make it on the actor's event loop), the run's
+    governor, the endpoint's sampling, and a token counter for its token budgets."""
+
+    def __init__(self, cfg: EndpointConfig, resolved: dict, governor):
+        self.cfg, self.governor = cfg, governor
+        self.client = openai.AsyncOpenAI(base_url=resolved["base_url"], api_key=api_key(cfg), max_retries=cfg.max_retries,
+                                         timeout=cfg.timeout_s)  # fmt: skip
+        self.count_tokens = chat_token_counter(resolved["tokenizer"])
+
+    async def chat(self, messages: list[dict], usage: Usage | None = None, *, temperature: float | None = None,
+                   seed: int | None = None) -> tuple[str, str | None]:  # fmt: skip
+        """The reply text and finish reason; ``CallFailed`` when the endpoint fails after its retries.
+        Every request of this project is sent here (so its headers and fields are set in this one place)."""
+        tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0  # only a token limit needs it
+        wait, tripped_by = await self.governor.reserve.remote(tokens)
+        if tripped_by:
+            raise CallFailed("circuit_open", tripped_by)
+        if wait:
+            await asyncio.sleep(wait)
+        started = time.perf_counter()
+        try:
+            r = await self.client.chat.completions.create(
+                model=self.cfg.model, messages=messages, temperature=self.cfg.temperature if temperature is None else temperature,
+                top_p=self.cfg.top_p, max_tokens=self.cfg.max_tokens, extra_body=self.cfg.extra_body or None,
+                **({"seed": seed} if seed is not None else {}),
+            )  # fmt: skip
+        except openai.APIError as exc:
+            detail = describe(exc)
+            self.governor.report.remote(False, detail)
+            raise CallFailed("endpoint_error", detail) from None
+        self.governor.report.remote(True)
+        if usage is not None:
+            usage.requests += 1
+            usage.seconds += time.perf_counter() - started
+            if r.usage:
+                usage.prompt_tokens += r.usage.prompt_tokens
+                usage.completion_tokens += r.usage.completion_tokens
+        return r.choices[0].message.content or "", r.choices[0].finish_reason
+
+
+def map_rows(items: list[dict], actor: type, kwargs: dict, *, actors: int, batch_size: int, blocks: int) -> Iterator[dict]:
+    """The rows ``actor(**kwargs)`` yields for batches of ``items`` (each as JSON in the ``item`` column), from
+    a pool of ``actors`` async Ray Data actors spread over the cluster's nodes. An actor runs four batches at
+    once on its event loop, so its requests overlap; the caller consumes rows as batches finish."""
+    ds = ray.data.from_items([{"item": json.dumps(i, ensure_ascii=False)} for i in items],
+                             override_num_blocks=max(1, min(len(items), blocks)))  # fmt: skip
+    ds = ds.map_batches(
+        actor,
+        fn_constructor_kwargs=kwargs,
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4),
+        num_cpus=0.1,
+        scheduling_strategy="SPREAD",
+    )
+    return ds.iter_rows()
