@@ -7,7 +7,7 @@ TORCH   ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: $(STAMP)   ## unit and integration tests on a real local Ray (and real Dee
 	@# a DeepSpeed op build killed half-way leaves a lock that hangs the next start
 	@find $(HOME)/.cache/torch_extensions -name lock -mmin +30 -delete 2>/dev/null || true
 	$(VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning
+
+lint: $(STAMP)   ## ruff: the linter and the formatter's check (CI fails on either)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## ruff: format the tree and apply the linter's safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 bench: $(STAMP)  ## prepare, training and serving throughput benchmarks
 	$(VENV)/bin/python bench/prepare.py

@@ -15,11 +15,9 @@ import ray
 from ray import serve
 
 from ray_apps.config import load_config
-from ray_apps.models import load_model, load_tokenizer
 from ray_apps.rollout import RolloutError, run_rollout
-from ray_apps.train import run_train
 
-from ..helpers import ROOT, start_tiny_app, train_config
+from ..helpers import ROOT, start_tiny_app
 from ..fake_endpoint import FakeEndpoint
 
 pytestmark = pytest.mark.integration
@@ -59,17 +57,10 @@ def _check_sessions(sessions, min_turns, given_answers=()):
         assert s["meta"]["usage"]["assistant"]["completion_tokens"] > 0 or not generated, s["meta"]
 
 
-@pytest.fixture(scope="module")
-def free_rollout(app, tmp_path_factory):
-    """16 free sessions of the tiny models; (summary, working directory)."""
-    tmp_path = tmp_path_factory.mktemp("free-rollout")
+def test_free_rollout_with_the_tiny_models(app, tmp_path):
     cfg = _config(tmp_path, app["url"], app["url"], "rollout.num_sessions=16", "rollout.max_turns=3", "rollout.user.max_tokens=40",
                   "rollout.assistant.max_tokens=48", f"rollout.user.tokenizer={app['usergpt']}")  # fmt: skip
-    return run_rollout(cfg), tmp_path
-
-
-def test_free_rollout_with_the_tiny_models(free_rollout):
-    summary, tmp_path = free_rollout
+    summary = run_rollout(cfg)
     out = tmp_path / "realchat"
     sessions, failures = _outputs(out)
     assert summary["seeds"] == 16 and len(sessions) + len(failures) == 16
@@ -83,16 +74,6 @@ def test_free_rollout_with_the_tiny_models(free_rollout):
     card = (out / "README.md").read_text()
     assert f"| sessions | {len(sessions)} |" in card and "## Why sessions stopped" in card
     assert summary["usage"]["user"]["completion_tokens"] > 0 and summary["stop_reasons"]
-
-
-@pytest.mark.parametrize("role", ["user", "assistant"])
-def test_both_roles_train_on_a_rollouts_output(free_rollout, tiny_model_dir, tmp_path, role):
-    """What the rollout writes is what training reads (prepare's output: the usergpt fixture and test_train.py)."""
-    _, workdir = free_rollout
-    cfg = train_config(workdir / "realchat", tiny_model_dir, tmp_path, "train.max_steps=2", "train.save_steps=2")
-    metrics = run_train(cfg, role)
-    assert metrics["step"] == 2 and metrics["train_loss"] > 0
-    assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
 
 
 def test_seeded_rollout_keeps_every_seed_once(app, tmp_path):

@@ -5,16 +5,34 @@ import torch
 from ray.train import TrainingFailedError
 
 from ray_apps.cli import main
-from ray_apps.config import ConfigError
+from ray_apps.config import ConfigError, load_config
 from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
+from ray_apps.layout import RolloutData
 from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
+from ray_apps.records import read_records
+from ray_apps.rollout import run_rollout
 from ray_apps.train import TrainError, run_train
+from ray_apps.train.views import training_messages
 
+from ..fake_endpoint import FakeEndpoint
 from ..helpers import REQUEST, ROOT, prepared_records, train_config
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def rollout_output(ray_session, tmp_path_factory):
+    """What `realm rollout` writes: 16 sessions against the loopback fake endpoint (real Ray Data actors)."""
+    workdir = tmp_path_factory.mktemp("rollout-output")
+    fake = FakeEndpoint().start()
+    try:
+        run_rollout(load_config(ROOT / "configs/tiny.yaml", [
+            f"run.workdir={workdir}", f"rollout.user.base_url={fake.url}", f"rollout.assistant.base_url={fake.url}",
+            "rollout.user.model=fake-user", "rollout.assistant.model=fake-assistant", "rollout.num_sessions=16",
+        ]))  # fmt: skip
+    finally:
+        fake.stop()
+    return workdir / "realchat"
 
 def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
@@ -23,6 +41,19 @@ def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
             **inputs, max_new_tokens=max_new_tokens, do_sample=sample, top_p=0.9 if sample else None, no_repeat_ngram_size=3
         )
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
+
+
+@pytest.mark.parametrize("role", ["user", "assistant"])
+def test_both_roles_train_on_a_rollouts_output_and_on_prepares_output(role, rollout_output, prepared_sample, tiny_model_dir, tmp_path):
+    sessions, skipped = read_records(RolloutData(rollout_output).sessions)
+    assert len(sessions) == 16 and not skipped
+    ended = [r for r in sessions if r["meta"]["stop_reason"] == "end_marker"]  # the fake simulator ends every session
+    assert ended and all(training_messages(r, "user")[-1]["content"] == END_OF_CONVERSATION for r in ended)
+    for name, data in (("rollout", rollout_output), ("prepare", prepared_sample)):
+        cfg = train_config(data, tiny_model_dir, tmp_path / name, "train.max_steps=2", "train.save_steps=2", "train.eval_steps=2")
+        metrics = run_train(cfg, role)
+        assert metrics["step"] == 2 and metrics["train_loss"] > 0, (name, metrics)
+        assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
 
 
 def test_usergpt_on_zero2_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
