@@ -44,7 +44,9 @@ def main() -> None:
         for i in range(args.files):
             (corpus / f"part-{i:02d}.jsonl").write_text("\n".join(lines[i :: args.files]) + "\n")
         for workers in args.workers:
-            cfg = load_config(ROOT / "configs" / "tiny.yaml", [f"prepare.num_workers={workers}", "prepare.batch_size=1024"])
+            cfg = load_config(
+                ROOT / "configs" / "tiny.yaml", [f"prepare.num_workers={workers}", "prepare.batch_size=1024"]
+            )
             started = time.perf_counter()
             summary = run_prepare(cfg, [str(corpus)], str(Path(tmp, f"out-{workers}")))
             seconds = time.perf_counter() - started
@@ -65,7 +67,8 @@ def main() -> None:
     print(
         "prepare: "
         + ", ".join(f"{r['workers']} worker(s) {r['conversations_per_second']:.0f} conv/s" for r in results["runs"])
-        + f", speedup x{results['runs'][-1]['speedup_vs_first']:.2f} on {args.conversations} conversations -> {args.output}"
+        + f", speedup x{results['runs'][-1]['speedup_vs_first']:.2f}"
+        + f" on {args.conversations} conversations -> {args.output}"
     )
 
 

@@ -31,8 +31,10 @@ from ray_apps.config import load_config  # noqa: E402
 from ray_apps.models.tokenizer import train_tokenizer  # noqa: E402
 from ray_apps.train.sft import build_trainer  # noqa: E402
 
-WORDS = ("the a to of and in is it you that for on with how can what my this do be are use your about "
-         "python list error data model train loss file code function value question answer time way").split()
+WORDS = (
+    "the a to of and in is it you that for on with how can what my this do be are use your about "
+    "python list error data model train loss file code function value question answer time way"
+).split()
 
 
 def conversations(n: int, seed: int) -> list[list[dict]]:
@@ -93,9 +95,17 @@ def main() -> None:
     convs = conversations(args.conversations, seed=1)
     tokenizer = train_tokenizer((m["content"] for c in convs[:500] for m in c), vocab_size=2000)
     model = LlamaForCausalLM(
-        LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
     )
     data = datasets.Dataset.from_list([{"messages": c} for c in convs])
     runs = []
@@ -116,7 +126,9 @@ def main() -> None:
         "runs": runs,
         "packed_efficiency": median("packed", "packing_efficiency"),
         "padded_efficiency": median("padded", "packing_efficiency"),
-        "speedup_real_tokens": round(median("packed", "real_tokens_per_second") / median("padded", "real_tokens_per_second"), 3),
+        "speedup_real_tokens": round(
+            median("packed", "real_tokens_per_second") / median("padded", "real_tokens_per_second"), 3
+        ),
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

@@ -79,14 +79,18 @@ def _eval(name: str) -> Run:
 
         cfg = config.eval
         if name == "show":
-            evaluation.run_show(args.input, args.questions, args.baseline or cfg.baseline_model, args.output, cfg.bootstrap_rounds)
+            evaluation.run_show(
+                args.input, args.questions, args.baseline or cfg.baseline_model, args.output, cfg.bootstrap_rounds
+            )
         elif name == "stats":
             evaluation.run_stats(config, args.input, args.names, args.output)
         elif name == "simulator":
             evaluation.run_simulator(config, args.output)
         else:
             join_ray()
-            evaluation.run_answers(config, args.bench, args.model) if name == "answers" else evaluation.run_judge(config, args.bench)
+            evaluation.run_answers(config, args.bench, args.model) if name == "answers" else evaluation.run_judge(
+                config, args.bench
+            )
 
     return run
 
@@ -104,44 +108,127 @@ def _options(*specs: tuple) -> Callable[[argparse.ArgumentParser], None]:
 _BENCH = ("--bench", {"nargs": "+", "default": None, "help": "benchmark names from eval.benchmarks (default: all)"})
 
 EVAL_COMMANDS: dict[str, Command] = {
-    "answers": Command("Answer FastChat question sets (MT-Bench, Vicuna-bench) through an OpenAI-compatible endpoint.", _options(
-        _BENCH, ("--model", {"default": None, "help": "model that answers (default: eval.answer.model)"})), _eval("answers")),
-    "judge": Command("Grade answers (single) or compare models (pairwise) with an LLM judge, FastChat-compatible.",
-                     _options(_BENCH), _eval("judge")),
-    "show": Command("Scores, win rates and bootstrap confidence intervals from FastChat judgment files.", _options(
-        ("--input", {"nargs": "+", "required": True, "help": "model_judgment/*.jsonl files (ours or published ones)"}),
-        ("--questions", {"default": None, "help": "question.jsonl, for per-category scores"}),
-        ("--baseline", {"default": None, "help": "pairwise: count only games against this model (default: eval.baseline_model)"}),
-        ("--output", {"default": None, "help": "JSON file for the results"})), _eval("show")),
-    "stats": Command("Statistics of chat datasets side by side (real vs simulated): JSON, Markdown, plots, HTML.", _options(
-        ("--input", {"nargs": "+", "required": True, "metavar": "DATASET",
-                     "help": "dataset files or directories (messages or ShareGPT)"}),
-        ("--names", {"nargs": "+", "default": None, "help": "a name per dataset (default: directory names)"}),
-        ("--output", {"default": None, "help": "output directory (default: <eval.output>/stats)"})), _eval("stats")),
-    "simulator": Command("The user simulator's perplexity on real human turns, next to the untrained base model's.", _options(
-        ("--output", {"default": None, "help": "JSON file (default: <eval.output>/simulator.json)"})), _eval("simulator")),
-}  # fmt: skip
+    "answers": Command(
+        "Answer FastChat question sets (MT-Bench, Vicuna-bench) through an OpenAI-compatible endpoint.",
+        _options(_BENCH, ("--model", {"default": None, "help": "model that answers (default: eval.answer.model)"})),
+        _eval("answers"),
+    ),
+    "judge": Command(
+        "Grade answers (single) or compare models (pairwise) with an LLM judge, FastChat-compatible.",
+        _options(_BENCH),
+        _eval("judge"),
+    ),
+    "show": Command(
+        "Scores, win rates and bootstrap confidence intervals from FastChat judgment files.",
+        _options(
+            (
+                "--input",
+                {"nargs": "+", "required": True, "help": "model_judgment/*.jsonl files (ours or published ones)"},
+            ),
+            ("--questions", {"default": None, "help": "question.jsonl, for per-category scores"}),
+            (
+                "--baseline",
+                {
+                    "default": None,
+                    "help": "pairwise: count only games against this model (default: eval.baseline_model)",
+                },
+            ),
+            ("--output", {"default": None, "help": "JSON file for the results"}),
+        ),
+        _eval("show"),
+    ),
+    "stats": Command(
+        "Statistics of chat datasets side by side (real vs simulated): JSON, Markdown, plots, HTML.",
+        _options(
+            (
+                "--input",
+                {
+                    "nargs": "+",
+                    "required": True,
+                    "metavar": "DATASET",
+                    "help": "dataset files or directories (messages or ShareGPT)",
+                },
+            ),
+            ("--names", {"nargs": "+", "default": None, "help": "a name per dataset (default: directory names)"}),
+            ("--output", {"default": None, "help": "output directory (default: <eval.output>/stats)"}),
+        ),
+        _eval("stats"),
+    ),
+    "simulator": Command(
+        "The user simulator's perplexity on real human turns, next to the untrained base model's.",
+        _options(("--output", {"default": None, "help": "JSON file (default: <eval.output>/simulator.json)"})),
+        _eval("simulator"),
+    ),
+}
 
 COMMANDS: dict[str, Command] = {
-    "prepare": Command("ShareGPT files to cleaned, deduplicated, segmented conversations (Ray Data).", _options(
-        ("--input", {"nargs": "+", "default": None, "help": "files, directories, globs or fsspec URLs (default: prepare.inputs)"}),
-        ("--output", {"default": None, "help": "output directory (default: <run.workdir>/real)"})), _prepare),
-    "init-model": Command("Train a tokenizer on a corpus and write a tiny LLaMA-architecture model.", _options(
-        ("--preset", {"default": None, "help": "model preset (default: model.init.preset)"}),
-        ("--corpus", {"required": True, "help": "prepared dataset directory (output of `realm prepare`)"}),
-        ("--output", {"required": True, "help": "directory for the Hugging Face model"})), _init_model),
-    "train": Command("Fine-tune UserGPT (--role user) or an assistant (--role assistant) on Ray Train + DeepSpeed.", _options(
-        ("--role", {"choices": ["user", "assistant"], "required": True,
-                    "help": "user: role-swapped view (UserGPT); assistant: normal view"})), _train),
-    "serve": Command("Serve models by name behind one OpenAI-compatible API on Ray Serve (Ctrl-C stops).", _options(
-        ("--detach", {"action": "store_true", "help": "deploy and return; the app keeps running on a long-lived cluster"})), _serve),
-    "rollout": Command("Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).", _options(
-        ("--output", {"default": None, "help": "output directory (default: rollout.output or <run.workdir>/realchat)"})), _rollout),
-    "eval": Command("Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.", _options(), None, EVAL_COMMANDS),
-    "pipeline": Command("Run every stage in order, skipping those already complete.", _options(
-        ("--workdir", {"default": None, "help": "working directory (default: run.workdir)"})), _pipeline),
-}  # fmt: skip
-
+    "prepare": Command(
+        "ShareGPT files to cleaned, deduplicated, segmented conversations (Ray Data).",
+        _options(
+            (
+                "--input",
+                {
+                    "nargs": "+",
+                    "default": None,
+                    "help": "files, directories, globs or fsspec URLs (default: prepare.inputs)",
+                },
+            ),
+            ("--output", {"default": None, "help": "output directory (default: <run.workdir>/real)"}),
+        ),
+        _prepare,
+    ),
+    "init-model": Command(
+        "Train a tokenizer on a corpus and write a tiny LLaMA-architecture model.",
+        _options(
+            ("--preset", {"default": None, "help": "model preset (default: model.init.preset)"}),
+            ("--corpus", {"required": True, "help": "prepared dataset directory (output of `realm prepare`)"}),
+            ("--output", {"required": True, "help": "directory for the Hugging Face model"}),
+        ),
+        _init_model,
+    ),
+    "train": Command(
+        "Fine-tune UserGPT (--role user) or an assistant (--role assistant) on Ray Train + DeepSpeed.",
+        _options(
+            (
+                "--role",
+                {
+                    "choices": ["user", "assistant"],
+                    "required": True,
+                    "help": "user: role-swapped view (UserGPT); assistant: normal view",
+                },
+            )
+        ),
+        _train,
+    ),
+    "serve": Command(
+        "Serve models by name behind one OpenAI-compatible API on Ray Serve (Ctrl-C stops).",
+        _options(
+            (
+                "--detach",
+                {"action": "store_true", "help": "deploy and return; the app keeps running on a long-lived cluster"},
+            )
+        ),
+        _serve,
+    ),
+    "rollout": Command(
+        "Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).",
+        _options(
+            (
+                "--output",
+                {"default": None, "help": "output directory (default: rollout.output or <run.workdir>/realchat)"},
+            )
+        ),
+        _rollout,
+    ),
+    "eval": Command(
+        "Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.", _options(), None, EVAL_COMMANDS
+    ),
+    "pipeline": Command(
+        "Run every stage in order, skipping those already complete.",
+        _options(("--workdir", {"default": None, "help": "working directory (default: run.workdir)"})),
+        _pipeline,
+    ),
+}
 
 
 def _add(parent, commands: dict[str, Command], dest: str) -> None:
@@ -152,13 +239,17 @@ def _add(parent, commands: dict[str, Command], dest: str) -> None:
             _add(p, command.subcommands, f"{name}_command")
             continue
         p.add_argument("--config", help="YAML config (default: built-in defaults)")
-        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. prepare.min_turns=2")
+        p.add_argument(
+            "overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. prepare.min_turns=2"
+        )
         command.arguments(p)
         p.set_defaults(run=command.run)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="realm", description="ReaLM on Ray: user simulator, synthetic chats, assistants.")
+    parser = argparse.ArgumentParser(
+        prog="realm", description="ReaLM on Ray: user simulator, synthetic chats, assistants."
+    )
     _add(parser, COMMANDS, "command")
     return parser
 

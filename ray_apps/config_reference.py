@@ -58,8 +58,10 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         description = (field.description or "").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
         if nested is not None:
             listed = typing.get_origin(field.annotation) is list
-            rows.append(f"| `{key}` | {'list of ' if listed else ''}{nested.__name__}"
-                        f"{' or null' if type(None) in typing.get_args(field.annotation) else ''} | | {description} |")  # fmt: skip
+            rows.append(
+                f"| `{key}` | {'list of ' if listed else ''}{nested.__name__}"
+                f"{' or null' if type(None) in typing.get_args(field.annotation) else ''} | | {description} |"
+            )
             rows += _rows(nested, f"{key}[]." if listed else f"{key}.")
         else:
             kind = _type_name(field.annotation).replace("|", "\\|")  # a pipe inside a table cell must be escaped
@@ -71,7 +73,12 @@ def reference() -> str:
     """Every key of the schema, grouped by section, as Markdown tables."""
     parts = []
     for name, field in PipelineConfig.model_fields.items():
-        parts += [f"#### `{name}` — {field.description}", "", "| key | type | default | description |", "|---|---|---|---|"]
+        parts += [
+            f"#### `{name}` — {field.description}",
+            "",
+            "| key | type | default | description |",
+            "|---|---|---|---|",
+        ]
         parts += _rows(_section_type(field.annotation), f"{name}.") + [""]
     return "\n".join(parts)
 

@@ -96,9 +96,7 @@ def to_sharegpt(record: Mapping[str, Any]) -> dict:
     """A record to a ShareGPT object (``meta`` is not part of ShareGPT and is left out)."""
     return {
         "id": record["id"],
-        "conversations": [
-            {"from": SHAREGPT_SPEAKER[m["role"]], "value": m["content"]} for m in record["messages"]
-        ],
+        "conversations": [{"from": SHAREGPT_SPEAKER[m["role"]], "value": m["content"]} for m in record["messages"]],
     }
 
 

@@ -107,7 +107,7 @@ class EndpointGovernor:
 
 
 def start_governor(cfg: EndpointConfig, url: str, error_rate: float = 1.0, window: int = 20):
-    """The governor actor of one endpoint for a run (``error_rate`` 1.0: the breaker opens when all recent requests failed)."""
+    """The governor actor of one endpoint for a run (``error_rate`` 1.0: it opens when all recent requests failed)."""
     return EndpointGovernor.remote(url, cfg.requests_per_minute, cfg.tokens_per_minute, error_rate, window)
 
 
@@ -124,8 +124,12 @@ class Usage:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "seconds": round(self.seconds, 3)}  # fmt: skip
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def describe(exc: openai.APIError) -> str:
@@ -139,15 +143,24 @@ class Endpoint:
 
     def __init__(self, cfg: EndpointConfig, resolved: dict, governor):
         self.cfg, self.governor = cfg, governor
-        self.client = openai.AsyncOpenAI(base_url=resolved["base_url"], api_key=api_key(cfg), max_retries=cfg.max_retries,
-                                         timeout=cfg.timeout_s)  # fmt: skip
+        self.client = openai.AsyncOpenAI(
+            base_url=resolved["base_url"], api_key=api_key(cfg), max_retries=cfg.max_retries, timeout=cfg.timeout_s
+        )
         self.count_tokens = chat_token_counter(resolved["tokenizer"])
 
-    async def chat(self, messages: list[dict], usage: Usage | None = None, *, temperature: float | None = None,
-                   seed: int | None = None) -> tuple[str, str | None]:  # fmt: skip
+    async def chat(
+        self,
+        messages: list[dict],
+        usage: Usage | None = None,
+        *,
+        temperature: float | None = None,
+        seed: int | None = None,
+    ) -> tuple[str, str | None]:
         """The reply text and finish reason; ``CallFailed`` when the endpoint fails after its retries.
         Every request of this project is sent here (so its headers and fields are set in this one place)."""
-        tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0  # only a token limit needs it
+        tokens = (
+            self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0
+        )  # only a token limit needs it
         wait, tripped_by = await self.governor.reserve.remote(tokens)
         if tripped_by:
             raise CallFailed("circuit_open", tripped_by)
@@ -156,10 +169,14 @@ class Endpoint:
         started = time.perf_counter()
         try:
             r = await self.client.chat.completions.create(
-                model=self.cfg.model, messages=messages, temperature=self.cfg.temperature if temperature is None else temperature,
-                top_p=self.cfg.top_p, max_tokens=self.cfg.max_tokens, extra_body=self.cfg.extra_body or None,
+                model=self.cfg.model,
+                messages=messages,
+                temperature=self.cfg.temperature if temperature is None else temperature,
+                top_p=self.cfg.top_p,
+                max_tokens=self.cfg.max_tokens,
+                extra_body=self.cfg.extra_body or None,
                 **({"seed": seed} if seed is not None else {}),
-            )  # fmt: skip
+            )
         except openai.APIError as exc:
             detail = describe(exc)
             self.governor.report.remote(False, detail)
@@ -174,17 +191,23 @@ class Endpoint:
         return r.choices[0].message.content or "", r.choices[0].finish_reason
 
 
-def map_rows(items: list[dict], actor: type, kwargs: dict, *, actors: int, batch_size: int, blocks: int) -> Iterator[dict]:
+def map_rows(
+    items: list[dict], actor: type, kwargs: dict, *, actors: int, batch_size: int, blocks: int
+) -> Iterator[dict]:
     """The rows ``actor(**kwargs)`` yields for batches of ``items`` (each as JSON in the ``item`` column), from
     a pool of ``actors`` async Ray Data actors spread over the cluster's nodes. An actor runs four batches at
     once on its event loop, so its requests overlap; the caller consumes rows as batches finish."""
-    ds = ray.data.from_items([{"item": json.dumps(i, ensure_ascii=False)} for i in items],
-                             override_num_blocks=max(1, min(len(items), blocks)))  # fmt: skip
+    ds = ray.data.from_items(
+        [{"item": json.dumps(i, ensure_ascii=False)} for i in items],
+        override_num_blocks=max(1, min(len(items), blocks)),
+    )
     ds = ds.map_batches(
         actor,
         fn_constructor_kwargs=kwargs,
         batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4),
+        compute=ray.data.ActorPoolStrategy(
+            size=actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4
+        ),
         num_cpus=0.1,
         scheduling_strategy="SPREAD",
     )

@@ -50,13 +50,19 @@ def run_pipeline(config: PipelineConfig, workdir: str | None = None) -> Path:
     write_run_config(config, layout.root)
     ensure_ray(config.ray)
     stages = _stages(config, layout)
-    manifest = {"config_fingerprint": config.fingerprint(), "config": str(layout.resolved_config),
-                "packages": _versions(), "stages": {}}  # fmt: skip
+    manifest = {
+        "config_fingerprint": config.fingerprint(),
+        "config": str(layout.resolved_config),
+        "packages": _versions(),
+        "stages": {},
+    }
     started = time.time()
     fingerprints: dict[str, str] = {}
     for number, stage in enumerate(stages, 1):
         fingerprints[stage.name] = _fingerprint(config, stage, fingerprints)
-        manifest["stages"][stage.name] = _run_stage(stage, fingerprints[stage.name], layout, f"{number}/{len(stages) + 1}")
+        manifest["stages"][stage.name] = _run_stage(
+            stage, fingerprints[stage.name], layout, f"{number}/{len(stages) + 1}"
+        )
         _write_manifest(layout, manifest)
 
     from .report import write_pipeline_report
@@ -77,20 +83,49 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
     real, base, realchat = layout.real.root, layout.model("base"), layout.realchat.root
     stages = [Stage("prepare", ("run", "prepare"), (), (real,), lambda _: run_prepare(config, output=str(real)))]
     if config.model.base is None:
-        stages.append(Stage("init-model", ("model",), ("prepare",), (base,), lambda _: {"model": str(run_init_model(config, real, base))}))
+        stages.append(
+            Stage(
+                "init-model",
+                ("model",),
+                ("prepare",),
+                (base,),
+                lambda _: {"model": str(run_init_model(config, real, base))},
+            )
+        )
     model_stage = ("init-model",) if config.model.base is None else ("prepare",)
     stages += [
         _train_stage(config, layout, "usergpt", "user", real, model_stage),
         _train_stage(config, layout, "baseline", "assistant", real, model_stage),
-        Stage("rollout", ("rollout",), ("train-usergpt", "train-baseline"), (realchat,), lambda _: _rollout(config, realchat)),
-        _train_stage(config, layout, "realm", "assistant", realchat, ("rollout",), eval_data=real),  # measured on real sessions, as the baseline
-        Stage("eval", ("eval",), ("rollout", "train-baseline", "train-realm"), (layout.eval,), lambda _: _evaluate(config, layout)),
-    ]  # fmt: skip
+        Stage(
+            "rollout",
+            ("rollout",),
+            ("train-usergpt", "train-baseline"),
+            (realchat,),
+            lambda _: _rollout(config, realchat),
+        ),
+        _train_stage(
+            config, layout, "realm", "assistant", realchat, ("rollout",), eval_data=real
+        ),  # measured on real sessions, as the baseline
+        Stage(
+            "eval",
+            ("eval",),
+            ("rollout", "train-baseline", "train-realm"),
+            (layout.eval,),
+            lambda _: _evaluate(config, layout),
+        ),
+    ]
     return stages
 
 
-def _train_stage(config: PipelineConfig, layout: RunLayout, name: str, role: str, data: Path, after: tuple[str, ...],
-                 eval_data: Path | None = None) -> Stage:  # fmt: skip
+def _train_stage(
+    config: PipelineConfig,
+    layout: RunLayout,
+    name: str,
+    role: str,
+    data: Path,
+    after: tuple[str, ...],
+    eval_data: Path | None = None,
+) -> Stage:
     from .train import run_train
 
     output = layout.model(name)
@@ -122,18 +157,29 @@ def _evaluate(config: PipelineConfig, layout: RunLayout) -> dict:
     from . import eval as evaluation
 
     real, simulated = layout.real.split("train"), layout.realchat.data
-    result = {"stats": evaluation.run_stats(config, [str(real), str(simulated)], ["real", "simulated"], str(layout.stats))}
+    result = {
+        "stats": evaluation.run_stats(config, [str(real), str(simulated)], ["real", "simulated"], str(layout.stats))
+    }
     result["simulator"] = evaluation.run_simulator(config, str(layout.simulator))
     if not config.eval.benchmarks:
-        print("[pipeline] eval answers: skipped, no benchmark configured (set eval.benchmarks to FastChat question files)", flush=True)
+        print(
+            "[pipeline] eval answers: skipped, no benchmark configured "
+            "(set eval.benchmarks to FastChat question files)",
+            flush=True,
+        )
         return result
-    judged = config.eval.model_copy(update={"models": list(ASSISTANTS), "baseline_model": config.eval.baseline_model or ASSISTANTS[0]})
+    judged = config.eval.model_copy(
+        update={"models": list(ASSISTANTS), "baseline_model": config.eval.baseline_model or ASSISTANTS[0]}
+    )
     config = config.model_copy(update={"eval": judged})
     with _serving(config, list(ASSISTANTS) if config.eval.answer.base_url is None else []):
         result["answers"] = {model: evaluation.run_answers(config, model=model) for model in ASSISTANTS}
         if config.eval.judge is None:
-            print("[pipeline] eval judge: skipped, no judge endpoint configured. To judge, set eval.judge "
-                  "({model, base_url, api_key_env}) and eval.judge_prompts (FastChat judge_prompts.jsonl), then rerun.", flush=True)  # fmt: skip
+            print(
+                "[pipeline] eval judge: skipped, no judge endpoint configured. To judge, set eval.judge "
+                "({model, base_url, api_key_env}) and eval.judge_prompts (FastChat judge_prompts.jsonl), then rerun.",
+                flush=True,
+            )
             result["judge"] = None
         else:
             evaluation.run_judge(config)
@@ -149,14 +195,20 @@ def _show(config: PipelineConfig, layout: RunLayout) -> dict:
         root = layout.bench(bench.name)
         files = sorted(str(f) for f in judgments_dir(root).glob("*.jsonl"))
         if files:
-            shown[bench.name] = evaluation.run_show(files, bench.questions, config.eval.baseline_model,
-                                                    str(results_file(root)), config.eval.bootstrap_rounds)  # fmt: skip
+            shown[bench.name] = evaluation.run_show(
+                files,
+                bench.questions,
+                config.eval.baseline_model,
+                str(results_file(root)),
+                config.eval.bootstrap_rounds,
+            )
     return shown
 
 
 @contextmanager
 def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
-    """Serve ``names`` from ``<workdir>/models`` (replica settings from ``serve.models`` when listed there) while the block runs."""
+    """Serve ``names`` from ``<workdir>/models`` while the block runs (replica settings from ``serve.models``
+    when listed there)."""
     if not names:
         yield
         return
@@ -166,7 +218,9 @@ def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
 
     listed = {m.name: m for m in config.serve.models}
     template = config.serve.models[0] if config.serve.models else ServedModelConfig(name=names[0])
-    models = [listed.get(name) or template.model_copy(update={"name": name, "path": None}) for name in dict.fromkeys(names)]
+    models = [
+        listed.get(name) or template.model_copy(update={"name": name, "path": None}) for name in dict.fromkeys(names)
+    ]
     served = config.model_copy(update={"serve": config.serve.model_copy(update={"models": models})})
     url = start_serve(served)
     print(f"[pipeline] serving {', '.join(m.name for m in models)} at {url}", flush=True)
@@ -201,21 +255,38 @@ def _run_stage(stage: Stage, fingerprint: str, layout: RunLayout, position: str)
         print(f"[pipeline] {position} {stage.name}: done before, skipped ({', '.join(artefacts)})", flush=True)
         return state | {"skipped": True}
     if state and state.get("fingerprint") != fingerprint:
-        # Only what the pipeline owns is deleted: a configured directory elsewhere (eval.output, rollout.output) is kept.
+        # Only what the pipeline owns is deleted: a configured directory elsewhere (eval.output, rollout.output)
+        # is kept.
         owned = [p for p in stage.artefacts if p.resolve().is_relative_to(layout.root)]
         kept = ", ".join(str(p) for p in stage.artefacts if p not in owned)
         cleared = ", ".join(str(p) for p in owned) or "nothing"
-        print(f"[pipeline] {position} {stage.name}: its config or inputs changed, clearing {cleared}"
-              + (f" (kept, outside the working directory: {kept})" if kept else ""), flush=True)
+        print(
+            f"[pipeline] {position} {stage.name}: its config or inputs changed, clearing {cleared}"
+            + (f" (kept, outside the working directory: {kept})" if kept else ""),
+            flush=True,
+        )
         for path in owned:
             shutil.rmtree(path, ignore_errors=True)
     resumed = state.get("status") == "running" and state.get("fingerprint") == fingerprint
-    print(f"[pipeline] {position} {stage.name}: {'resuming' if resumed else 'running'} -> {', '.join(artefacts)}", flush=True)
-    _set_state(layout, stage.name, {"stage": stage.name, "status": "running", "fingerprint": fingerprint, "artefacts": artefacts})
+    print(
+        f"[pipeline] {position} {stage.name}: {'resuming' if resumed else 'running'} -> {', '.join(artefacts)}",
+        flush=True,
+    )
+    _set_state(
+        layout,
+        stage.name,
+        {"stage": stage.name, "status": "running", "fingerprint": fingerprint, "artefacts": artefacts},
+    )
     started = time.time()
     result = stage.run(fingerprint)
-    state = {"stage": stage.name, "status": "complete", "fingerprint": fingerprint, "seconds": round(time.time() - started, 1),
-             "artefacts": artefacts, "result": result}  # fmt: skip
+    state = {
+        "stage": stage.name,
+        "status": "complete",
+        "fingerprint": fingerprint,
+        "seconds": round(time.time() - started, 1),
+        "artefacts": artefacts,
+        "result": result,
+    }
     _set_state(layout, stage.name, state)
     print(f"[pipeline] {position} {stage.name}: finished in {state['seconds']}s", flush=True)
     return state

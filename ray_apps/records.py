@@ -122,7 +122,9 @@ def write_records(records: Iterable[Mapping[str, Any]], path: str | Path) -> Non
     """``records`` to ``path`` (``.parquet`` or ``.jsonl``, by its suffix), replaced at once."""
     path = Path(path)
     if path.suffix != ".parquet":
-        write_jsonl(path, ({"id": r["id"], "messages": r["messages"], "meta": dict(r.get("meta") or {})} for r in records))
+        write_jsonl(
+            path, ({"id": r["id"], "messages": r["messages"], "meta": dict(r.get("meta") or {})} for r in records)
+        )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -28,6 +28,9 @@ def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
     except ValueError as exc:  # Ray found a local cluster from `ray start`, whose size is already set
         if "existing cluster" not in str(exc):
             raise
-        print(f"realm: joining the local Ray cluster started with `ray start` (ray.num_cpus={cfg.num_cpus} is for a new one)",
-              file=sys.stderr)
+        print(
+            f"realm: joining the local Ray cluster started with `ray start` (ray.num_cpus={cfg.num_cpus} is for a new "
+            "one)",
+            file=sys.stderr,
+        )
         ray.init(**options)

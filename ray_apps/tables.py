@@ -54,5 +54,7 @@ def markdown_page(title: str, sections: Iterable[Section]) -> str:
 
 
 def html_page(title: str, sections: Iterable[Section]) -> str:
-    sections = [Section(s.title, s.header, [[cell(c) for c in row] for row in s.rows], s.text, s.images) for s in sections]
+    sections = [
+        Section(s.title, s.header, [[cell(c) for c in row] for row in s.rows], s.text, s.images) for s in sections
+    ]
     return _PAGE.render(title=title, sections=sections)

@@ -7,13 +7,15 @@ import re
 
 # The simulator slipped into the assistant's voice.
 _ROLE_FLIP = re.compile(
-    r"^(sure[,!.]|certainly[,!.]|of course[,!.]|absolutely[,!.]|as an ai\b|i'?d be (happy|glad) to\b|here('s| is| are) (a|an|the|some)\b"
+    r"^(sure[,!.]|certainly[,!.]|of course[,!.]|absolutely[,!.]|as an ai\b|i'?d be (happy|glad) to\b|here('s| is| "
+    r"are) (a|an|the|some)\b"
     r"|great question\b|i hope this helps\b|let me know if\b)",
     re.I,
 )
 # A closing that carries nothing: the simulator should end with the end marker instead.
 _POLITE_CLOSING = re.compile(
-    r"^(ok(ay)?|great|cool|perfect|awesome|nice|got it|(thanks?|thank you)( (so|very) much)?( a lot)?|bye|goodbye|have a (nice|good|great) day)"
+    r"^(ok(ay)?|great|cool|perfect|awesome|nice|got it|(thanks?|thank you)( (so|very) much)?( a "
+    r"lot)?|bye|goodbye|have a (nice|good|great) day)"
     r"([,!. ]+(ok(ay)?|great|thanks?|thank you|bye|goodbye))*[\s!.,:)]*$",
     re.I,
 )
@@ -25,7 +27,7 @@ def _normal(text: str) -> str:
 
 
 def rejection(text: str, earlier_user_turns: list[str]) -> str | None:
-    """Why a simulated user turn is unusable (``empty``, ``role_flip``, ``repeated_turn``, ``polite_closing``), or None."""
+    """Why a user turn is unusable (``empty``, ``role_flip``, ``repeated_turn``, ``polite_closing``), or None."""
     stripped = text.strip()
     if not stripped:
         return "empty"

@@ -67,7 +67,9 @@ def tiny_model_dir(prepared_sample, tmp_path_factory):
     from ray_apps.config import load_config
     from ray_apps.models import run_init_model
 
-    return run_init_model(load_config(ROOT / "configs" / "tiny.yaml"), prepared_sample, tmp_path_factory.mktemp("tiny-model"))
+    return run_init_model(
+        load_config(ROOT / "configs" / "tiny.yaml"), prepared_sample, tmp_path_factory.mktemp("tiny-model")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +78,15 @@ def usergpt(prepared_sample, tiny_model_dir, tmp_path_factory):
     from ray_apps.train import run_train
 
     tmp = tmp_path_factory.mktemp("usergpt")
-    cfg = train_config(prepared_sample, tiny_model_dir, tmp, "train.zero_stage=2", "train.num_epochs=8", "train.eval_steps=40", "train.save_steps=40")
+    cfg = train_config(
+        prepared_sample,
+        tiny_model_dir,
+        tmp,
+        "train.zero_stage=2",
+        "train.num_epochs=8",
+        "train.eval_steps=40",
+        "train.save_steps=40",
+    )
     return run_train(cfg, "user")
 
 
@@ -89,4 +99,6 @@ def benchmarks_dir() -> Path:
     for path in candidates:
         if (path / "judge_prompts.jsonl").is_file():
             return path
-    pytest.fail("FastChat benchmark files not found: set REALM_BENCHMARKS to a directory with judge_prompts.jsonl and mt_bench/")
+    pytest.fail(
+        "FastChat benchmark files not found: set REALM_BENCHMARKS to a directory with judge_prompts.jsonl and mt_bench/"
+    )

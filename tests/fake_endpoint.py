@@ -18,11 +18,16 @@ from ray_apps.conversation import END_OF_CONVERSATION
 
 def chat_response(n: int, model: str, text: str) -> web.Response:
     """A chat completion as an OpenAI-compatible server answers it."""
-    return web.json_response({
-        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+    )
 
 
 class FakeEndpoint:
@@ -39,7 +44,9 @@ class FakeEndpoint:
         return f"http://127.0.0.1:{self.port}/v1"
 
     async def _models(self, _):
-        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in ("fake-user", "fake-assistant")]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": m, "object": "model"} for m in ("fake-user", "fake-assistant")]}
+        )
 
     async def _chat(self, request):
         n = next(self.counter)
@@ -48,7 +55,9 @@ class FakeEndpoint:
             mode = ("429", "500", "hang")[n % 3]
             self.failures[mode] += 1
             if mode == "429":
-                return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}}, status=429, headers={"Retry-After": "0"})
+                return web.json_response(
+                    {"error": {"message": "slow down", "type": "rate_limit"}}, status=429, headers={"Retry-After": "0"}
+                )
             if mode == "500":
                 return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
             await asyncio.sleep(self.hang_s)
@@ -74,7 +83,9 @@ class FakeEndpoint:
             self.port = site._server.sockets[0].getsockname()[1]
             self._started.set()
 
-        threading.Thread(target=lambda: (self._loop.run_until_complete(serve()), self._loop.run_forever()), daemon=True).start()
+        threading.Thread(
+            target=lambda: (self._loop.run_until_complete(serve()), self._loop.run_forever()), daemon=True
+        ).start()
         self._started.wait(10)
         return self
 

@@ -37,7 +37,9 @@ class FakeJudge(FakeEndpoint):
         self.seen: Counter[str] = Counter()
 
     async def _models(self, _):
-        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in ("judge", "answerer")]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": m, "object": "model"} for m in ("judge", "answerer")]}
+        )
 
     async def _chat(self, request):
         body = await request.json()

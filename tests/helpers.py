@@ -1,4 +1,5 @@
-"""What tests share that is not a fixture: paths, the tiny training config, readers, a `ray start` cluster, the Serve app."""
+"""What tests share that is not a fixture: paths, the tiny training config, a reader, a `ray start` cluster, the
+Serve app."""
 
 import contextlib
 import os
@@ -63,31 +64,72 @@ def ray_head(num_cpus: int):
     process ends this cluster only."""
     bin_dir = Path(sys.executable).parent
     tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths live under it
-    # A loopback-only test cluster: no token authentication (a real cluster keeps Ray's default and gives clients RAY_AUTH_TOKEN).
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": tmp}
+    # A loopback-only test cluster: no token authentication (a real cluster keeps Ray's default and gives clients
+    # RAY_AUTH_TOKEN).
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "RAY_ADDRESS": "",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_TMPDIR": tmp,
+    }
     log = Path(tmp, "ray-start.log")
     for attempt in range(3):  # a free port can be taken by another process before `ray start` binds it: try fresh ones
         port, dashboard = free_port(), free_port()
-        ports = [f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
-                                                          "runtime-env-agent-port", "ray-client-server-port", "node-manager-port", "object-manager-port")]  # fmt: skip
+        ports = [
+            f"--{name}={free_port()}"
+            for name in (
+                "dashboard-agent-listen-port",
+                "dashboard-agent-grpc-port",
+                "metrics-export-port",
+                "runtime-env-agent-port",
+                "ray-client-server-port",
+                "node-manager-port",
+                "object-manager-port",
+            )
+        ]
         with log.open("a") as out:
             proc = subprocess.Popen(
-                [str(bin_dir / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}",
-                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--temp-dir={tmp}/ray", *ports],
-                env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    str(bin_dir / "ray"),
+                    "start",
+                    "--head",
+                    "--block",
+                    f"--port={port}",
+                    "--node-ip-address=127.0.0.1",
+                    f"--num-cpus={num_cpus}",
+                    "--include-dashboard=true",
+                    "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={dashboard}",
+                    f"--temp-dir={tmp}/ray",
+                    *ports,
+                ],
+                env=env,
+                start_new_session=True,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         address = f"http://127.0.0.1:{dashboard}"
         deadline = time.time() + 180
         # `ray start` writes the address file last, once the node is up; the job agent may answer a moment later
-        while proc.poll() is None and time.time() < deadline and not (
-            Path(tmp, "ray", "ray_current_cluster").is_file()
-            and subprocess.run([str(bin_dir / "ray"), "job", "list", "--address", address], env=env, capture_output=True).returncode == 0
+        while (
+            proc.poll() is None
+            and time.time() < deadline
+            and not (
+                Path(tmp, "ray", "ray_current_cluster").is_file()
+                and subprocess.run(
+                    [str(bin_dir / "ray"), "job", "list", "--address", address], env=env, capture_output=True
+                ).returncode
+                == 0
+            )
         ):
             time.sleep(2)
         if proc.poll() is None:
             break
     try:
-        assert proc.poll() is None and time.time() < deadline, f"ray start --head did not come up:\n{log.read_text()[-3000:]}"
+        assert proc.poll() is None and time.time() < deadline, (
+            f"ray start --head did not come up:\n{log.read_text()[-3000:]}"
+        )
         yield {"address": address, "gcs": f"127.0.0.1:{port}", "env": env}
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -102,6 +144,17 @@ def start_tiny_app(usergpt: dict, tiny_model_dir, workdir) -> dict:
     from ray_apps.serve import start_serve
 
     port = free_port()
-    models = f"[{{name: usergpt, path: '{usergpt['output']}', num_cpus: 0.25}}, {{name: baseline, path: '{tiny_model_dir}', num_cpus: 0.25}}]"
-    cfg = load_config(ROOT / "configs/tiny.yaml", [f"run.workdir={workdir}", f"serve.port={port}", f"serve.models={models}"])
-    return {"url": start_serve(cfg), "port": port, "config": cfg, "usergpt": usergpt["output"], "baseline": str(tiny_model_dir)}
+    models = (
+        f"[{{name: usergpt, path: '{usergpt['output']}', num_cpus: 0.25}},"
+        f" {{name: baseline, path: '{tiny_model_dir}', num_cpus: 0.25}}]"
+    )
+    cfg = load_config(
+        ROOT / "configs/tiny.yaml", [f"run.workdir={workdir}", f"serve.port={port}", f"serve.models={models}"]
+    )
+    return {
+        "url": start_serve(cfg),
+        "port": port,
+        "config": cfg,
+        "usergpt": usergpt["output"],
+        "baseline": str(tiny_model_dir),
+    }

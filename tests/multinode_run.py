@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(prepared: str, model: str, workdir: str) -> None:
-    temp = tempfile.mkdtemp(prefix="rm", dir="/tmp")  # its own: no other `ray.init()` on this machine finds this cluster
+    temp = tempfile.mkdtemp(
+        prefix="rm", dir="/tmp"
+    )  # its own: no other `ray.init()` on this machine finds this cluster
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": True, "temp_dir": temp})
     cluster.add_node(num_cpus=3, temp_dir=temp)
     cluster.wait_for_nodes()
@@ -32,20 +34,39 @@ def main(prepared: str, model: str, workdir: str) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
     fake = FakeEndpoint().start()
     try:
-        config = load_config(ROOT / "configs/tiny.yaml", [
-            f"run.workdir={workdir}", f"rollout.user.base_url={fake.url}", f"rollout.assistant.base_url={fake.url}",
-            "rollout.user.model=fake-user", "rollout.assistant.model=fake-assistant", "rollout.num_sessions=32", "rollout.actors=2",
-            f"train.data={prepared}", f"train.base_model={model}", f"train.storage_path={workdir}/storage", "train.max_steps=2",
-            "train.eval_steps=2", "train.save_steps=2", "train.cpus_per_worker=2",  # one worker per 3-CPU node, a CPU left there for Ray Data reads
-        ])  # fmt: skip
+        config = load_config(
+            ROOT / "configs/tiny.yaml",
+            [
+                f"run.workdir={workdir}",
+                f"rollout.user.base_url={fake.url}",
+                f"rollout.assistant.base_url={fake.url}",
+                "rollout.user.model=fake-user",
+                "rollout.assistant.model=fake-assistant",
+                "rollout.num_sessions=32",
+                "rollout.actors=2",
+                f"train.data={prepared}",
+                f"train.base_model={model}",
+                f"train.storage_path={workdir}/storage",
+                "train.max_steps=2",
+                "train.eval_steps=2",
+                "train.save_steps=2",
+                "train.cpus_per_worker=2",  # one worker per 3-CPU node, a CPU left there for Ray Data reads
+            ],
+        )
         summary = run_rollout(config)
         run_train(config, "user")
     finally:
         fake.stop()
     actors = list_actors(detail=True, limit=10000, raise_on_missing_output=False)
-    ran = {kind: sorted({a.node_id for a in actors if marker in a.class_name})
-           for kind, marker in (("rollout", "SessionRunner"), ("train", "RayTrainWorker"))}  # fmt: skip
-    print(json.dumps({"nodes": sorted(n["NodeID"] for n in ray.nodes() if n["Alive"]), "sessions": summary["sessions"], **ran}))
+    ran = {
+        kind: sorted({a.node_id for a in actors if marker in a.class_name})
+        for kind, marker in (("rollout", "SessionRunner"), ("train", "RayTrainWorker"))
+    }
+    print(
+        json.dumps(
+            {"nodes": sorted(n["NodeID"] for n in ray.nodes() if n["Alive"]), "sessions": summary["sessions"], **ran}
+        )
+    )
     ray.shutdown()
     cluster.shutdown()
 

@@ -25,10 +25,31 @@ from .serve import ServeConfig, ServedModelConfig
 from .train import LoraConfig, TrainConfig
 
 __all__ = [
-    "AnswerEndpointConfig", "AssistantEndpointConfig", "BenchmarkConfig", "ConfigError", "DedupConfig", "EndpointConfig",
-    "EvalConfig", "JudgeEndpointConfig", "LoraConfig", "ModelConfig", "ModelInitConfig", "PipelineConfig", "PrepareConfig",
-    "RayConfig", "RolloutConfig", "RunConfig", "Section", "SegmentConfig", "ServeConfig", "ServedModelConfig", "TrainConfig",
-    "UserEndpointConfig", "load_config", "parse_override", "write_run_config",
+    "AnswerEndpointConfig",
+    "AssistantEndpointConfig",
+    "BenchmarkConfig",
+    "ConfigError",
+    "DedupConfig",
+    "EndpointConfig",
+    "EvalConfig",
+    "JudgeEndpointConfig",
+    "LoraConfig",
+    "ModelConfig",
+    "ModelInitConfig",
+    "PipelineConfig",
+    "PrepareConfig",
+    "RayConfig",
+    "RolloutConfig",
+    "RunConfig",
+    "Section",
+    "SegmentConfig",
+    "ServeConfig",
+    "ServedModelConfig",
+    "TrainConfig",
+    "UserEndpointConfig",
+    "load_config",
+    "parse_override",
+    "write_run_config",
 ]
 
 
@@ -37,12 +58,18 @@ class PipelineConfig(Section):
 
     run: RunConfig = Field(default_factory=RunConfig, description="Run name, working directory, seed.")
     ray: RayConfig = Field(default_factory=RayConfig, description="How to reach Ray.")
-    prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="`realm prepare`: ShareGPT to cleaned conversations.")
+    prepare: PrepareConfig = Field(
+        default_factory=PrepareConfig, description="`realm prepare`: ShareGPT to cleaned conversations."
+    )
     model: ModelConfig = Field(default_factory=ModelConfig, description="Base model and the tiny model factory.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Supervised fine-tuning.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="OpenAI-compatible model serving on Ray Serve.")
-    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Synthesising sessions between the simulator and an assistant.")
-    eval: EvalConfig = Field(default_factory=EvalConfig, description="Benchmarks, LLM judge, dataset statistics, simulator fidelity.")
+    rollout: RolloutConfig = Field(
+        default_factory=RolloutConfig, description="Synthesising sessions between the simulator and an assistant."
+    )
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="Benchmarks, LLM judge, dataset statistics, simulator fidelity."
+    )
 
     def fingerprint(self) -> str:
         """A short stable hash of the resolved config."""

@@ -23,8 +23,12 @@ class RayConfig(Section):
 
 class DedupConfig(Section):
     exact: bool = Field(True, description="Drop conversations whose normalised text hash was seen before.")
-    near: bool = Field(True, description="Drop near duplicates found by MinHash LSH (first user turn and whole conversation).")
-    threshold: float = Field(0.85, gt=0, le=1, description="Estimated Jaccard similarity at which two texts are near duplicates.")
+    near: bool = Field(
+        True, description="Drop near duplicates found by MinHash LSH (first user turn and whole conversation)."
+    )
+    threshold: float = Field(
+        0.85, gt=0, le=1, description="Estimated Jaccard similarity at which two texts are near duplicates."
+    )
     num_perm: int = Field(128, ge=16, le=512, description="MinHash permutations.")
     shingle_words: int = Field(3, ge=1, description="Words per shingle for MinHash.")
     min_first_turn_words: int = Field(
@@ -43,7 +47,9 @@ class SegmentConfig(Section):
 
 
 class PrepareConfig(Section):
-    inputs: list[str] = Field(default_factory=list, description="ShareGPT files or globs (JSON array or JSONL; local or fsspec URL).")
+    inputs: list[str] = Field(
+        default_factory=list, description="ShareGPT files or globs (JSON array or JSONL; local or fsspec URL)."
+    )
     num_workers: int = Field(2, ge=1, description="Concurrent Ray Data tasks per stage.")
     batch_size: int = Field(512, ge=1, description="Conversations per Ray Data batch.")
     role_map: dict[str, str] = Field(
@@ -59,7 +65,9 @@ class PrepareConfig(Section):
     drop_leading_assistant: bool = Field(True, description="Drop assistant turns before the first user turn.")
     min_turns: int = Field(1, ge=1, description="Fewest user turns a conversation must have.")
     min_chars: int = Field(16, ge=0, description="Fewest characters of content a conversation must have.")
-    blocklist: list[str] = Field(default_factory=list, description="Phrases (case-insensitive) whose conversations are dropped.")
+    blocklist: list[str] = Field(
+        default_factory=list, description="Phrases (case-insensitive) whose conversations are dropped."
+    )
     languages: list[str] = Field(
         default_factory=lambda: ["en"], description="ISO 639-1 codes to keep (py3langid); empty keeps all."
     )
@@ -103,5 +111,7 @@ class ModelConfig(Section):
         None, description="Base model: a hub id or local path. null builds the tiny model with `realm init-model`."
     )
     init: ModelInitConfig = Field(default_factory=ModelInitConfig, description="Tiny model factory settings.")
-    hf_token_env: str = Field("HF_TOKEN", description="Environment variable holding a hub token (never written to disk).")
+    hf_token_env: str = Field(
+        "HF_TOKEN", description="Environment variable holding a hub token (never written to disk)."
+    )
     trust_remote_code: bool = Field(False, description="Allow model code from the hub.")

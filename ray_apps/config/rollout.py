@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field
 
 from ..conversation import SIMULATOR_SYSTEM_PROMPT
-from .section import Section
 from .endpoint import EndpointConfig
+from .section import Section
 
 
 class UserEndpointConfig(EndpointConfig):
@@ -25,36 +25,77 @@ class AssistantEndpointConfig(EndpointConfig):
 
 
 class RolloutConfig(Section):
-    mode: Literal["free", "seeded"] = Field("free", description="free: the simulator opens every session; seeded: sessions start from `seeds`.")
-    seeds: str | None = Field(None, description="Seeded mode: JSONL or Parquet with `id` and `question` (and optionally `answer`).")
+    mode: Literal["free", "seeded"] = Field(
+        "free", description="free: the simulator opens every session; seeded: sessions start from `seeds`."
+    )
+    seeds: str | None = Field(
+        None, description="Seeded mode: JSONL or Parquet with `id` and `question` (and optionally `answer`)."
+    )
     num_sessions: int = Field(200, ge=1, description="Free mode: number of sessions.")
     output: str | None = Field(None, description="Output directory; null: <workdir>/realchat.")
-    user: UserEndpointConfig = Field(default_factory=UserEndpointConfig, description="The user simulator's endpoint and sampling.")
-    assistant: AssistantEndpointConfig = Field(default_factory=AssistantEndpointConfig, description="The assistant's endpoint and sampling.")
+    user: UserEndpointConfig = Field(
+        default_factory=UserEndpointConfig, description="The user simulator's endpoint and sampling."
+    )
+    assistant: AssistantEndpointConfig = Field(
+        default_factory=AssistantEndpointConfig, description="The assistant's endpoint and sampling."
+    )
     personas: list[str] = Field(
-        default_factory=lambda: [SIMULATOR_SYSTEM_PROMPT], min_length=1,
+        default_factory=lambda: [SIMULATOR_SYSTEM_PROMPT],
+        min_length=1,
         description="Simulator system prompts; each session gets one (by a hash of its seed).",
-    )  # fmt: skip
+    )
     assistant_system_prompt: str | None = Field(None, description="System prompt of the assistant; null: none.")
     max_turns: int = Field(8, ge=1, description="Most user turns in a session.")
     min_turns: int = Field(1, ge=1, description="Fewest user turns; a shorter session is written as a failure.")
-    context_tokens: int = Field(2048, ge=64, description="Context budget: a session stops before a turn could overflow it.")
+    context_tokens: int = Field(
+        2048, ge=64, description="Context budget: a session stops before a turn could overflow it."
+    )
     on_length: Literal["keep", "end", "drop"] = Field(
-        "keep", description="An assistant answer cut by max_tokens: keep it and go on, keep it and end, or drop the exchange and end."
+        "keep",
+        description="An assistant answer cut by max_tokens: keep it and go on, keep it and end, or drop the exchange "
+        "and end.",
     )
     max_resamples: int = Field(3, ge=0, description="Times a filtered user turn is resampled before the session ends.")
-    dedup_threshold: float = Field(0.85, gt=0, le=1, description="Opening questions this similar (MinHash Jaccard) to an earlier one are duplicates.")
+    dedup_threshold: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Opening questions this similar (MinHash Jaccard) to an earlier one are duplicates.",
+    )
     actors: int = Field(2, ge=1, description="Ray Data actors driving sessions.")
     sessions_per_actor: int = Field(16, ge=1, description="Sessions in flight in one actor (asyncio).")
-    breaker_error_rate: float = Field(0.5, gt=0, le=1, description="Stop the run when this share of recent requests to an endpoint failed after retries.")
+    breaker_error_rate: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Stop the run when this share of recent requests to an endpoint failed after retries.",
+    )
     breaker_window: int = Field(20, ge=1, description="Recent requests the circuit breaker looks at.")
     progress_interval_s: float = Field(10, gt=0, description="Seconds between progress summary lines.")
 
     def session_fingerprint(self) -> str:
         """Hash of what decides a session's content: resuming with other settings starts new sessions."""
-        keep = {"mode", "seeds", "num_sessions", "personas", "assistant_system_prompt", "max_turns", "min_turns",
-                "context_tokens", "on_length", "max_resamples", "dedup_threshold"}  # fmt: skip
-        operational = {"max_retries", "timeout_s", "requests_per_minute", "tokens_per_minute", "price_per_1k_prompt", "price_per_1k_completion"}
+        keep = {
+            "mode",
+            "seeds",
+            "num_sessions",
+            "personas",
+            "assistant_system_prompt",
+            "max_turns",
+            "min_turns",
+            "context_tokens",
+            "on_length",
+            "max_resamples",
+            "dedup_threshold",
+        }
+        operational = {
+            "max_retries",
+            "timeout_s",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "price_per_1k_prompt",
+            "price_per_1k_completion",
+        }
         data = self.model_dump(mode="json", include=keep)
         for role in ("user", "assistant"):
             data[role] = getattr(self, role).model_dump(mode="json", exclude=operational)

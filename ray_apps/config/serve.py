@@ -10,21 +10,29 @@ from .section import Section
 
 
 class ServedModelConfig(Section):
-    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Model name clients ask for (`model` in requests).")
+    name: str = Field(
+        ..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Model name clients ask for (`model` in requests)."
+    )
     path: str | None = Field(None, description="Hub id or local directory; null: <workdir>/models/<name>.")
     num_cpus: float = Field(1.0, ge=0, description="CPUs per replica (fractions let several fit on a small machine).")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (hf engine); the vllm engine takes GPUs from tensor_parallel_size.")
+    num_gpus: float = Field(
+        0.0, ge=0, description="GPUs per replica (hf engine); the vllm engine takes GPUs from tensor_parallel_size."
+    )
     min_replicas: int = Field(1, ge=0, description="Fewest replicas (0 lets an idle model scale to zero).")
     max_replicas: int = Field(1, ge=1, description="Most replicas the autoscaler may start.")
     target_ongoing_requests: float = Field(32, gt=0, description="Autoscaling target: in-flight requests per replica.")
-    max_ongoing_requests: int = Field(128, ge=1, description="Requests a replica accepts at once (>= max_batch_size so batches can fill).")
+    max_ongoing_requests: int = Field(
+        128, ge=1, description="Requests a replica accepts at once (>= max_batch_size so batches can fill)."
+    )
     accelerator_type: str | None = Field(None, description="vllm engine: GPU type to schedule on, e.g. H100 or A10G.")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm engine: GPUs one replica shards the model over.")
 
 
 class ServeConfig(Section):
     engine: Literal["hf", "vllm"] = Field(
-        "hf", description="hf: our transformers deployment (CPU or GPU); vllm: ray.serve.llm (GPU clusters, needs the gpu extra)."
+        "hf",
+        description="hf: our transformers deployment (CPU or GPU); vllm: ray.serve.llm (GPU clusters, needs the gpu "
+        "extra).",
     )
     models: list[ServedModelConfig] = Field(
         default_factory=lambda: [ServedModelConfig(name="usergpt"), ServedModelConfig(name="baseline")],
@@ -37,23 +45,40 @@ class ServeConfig(Section):
     api_key_env: str | None = Field(
         None, description="Environment variable holding a bearer token; when set, requests without it get 401."
     )
-    max_batch_size: int = Field(64, ge=1, description="hf engine: most sequences decoded together (continuous batching: callers join between steps).")
-    batch_wait_timeout_s: float = Field(0.02, ge=0, description="hf engine: how long an idle replica waits for more callers before it starts decoding.")
+    max_batch_size: int = Field(
+        64,
+        ge=1,
+        description="hf engine: most sequences decoded together (continuous batching: callers join between steps).",
+    )
+    batch_wait_timeout_s: float = Field(
+        0.02, ge=0, description="hf engine: how long an idle replica waits for more callers before it starts decoding."
+    )
     prefix_cache_mb: float = Field(
-        512, ge=0, description="hf engine: memory for keys and values of finished sequences, reused when a prompt extends one (0: off)."
+        512,
+        ge=0,
+        description="hf engine: memory for keys and values of finished sequences, reused when a prompt extends one "
+        "(0: off).",
     )
     stream_interval_s: float = Field(
-        0.05, ge=0, description="hf engine: longest wait before decoded text goes to the caller (larger chunks cost less)."
+        0.05,
+        ge=0,
+        description="hf engine: longest wait before decoded text goes to the caller (larger chunks cost less).",
     )
-    max_model_len: int | None = Field(None, ge=16, description="Context length (prompt + completion); null: the model's own.")
+    max_model_len: int | None = Field(
+        None, ge=16, description="Context length (prompt + completion); null: the model's own."
+    )
     max_n: int = Field(16, ge=1, description="Largest `n` (choices per request) accepted.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="hf engine weights: auto is bfloat16 on GPU, float32 on CPU."
     )
-    enable_prefix_caching: bool = Field(True, description="vllm engine: reuse the KV cache of a shared prefix (multi-turn rollouts resend the history).")
+    enable_prefix_caching: bool = Field(
+        True, description="vllm engine: reuse the KV cache of a shared prefix (multi-turn rollouts resend the history)."
+    )
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm engine: extra vLLM engine arguments.")
     router_num_cpus: float = Field(0.1, ge=0, description="hf engine: CPUs of the HTTP router replica.")
-    graceful_shutdown_timeout_s: float = Field(20, ge=0, description="How long a stopping replica may finish in-flight requests.")
+    graceful_shutdown_timeout_s: float = Field(
+        20, ge=0, description="How long a stopping replica may finish in-flight requests."
+    )
 
     @field_validator("models")
     @classmethod

@@ -21,20 +21,34 @@ class LoraConfig(Section):
 
 
 class TrainConfig(Section):
-    data: str | None = Field(None, description="Prepared dataset directory (`realm prepare` output); null: <workdir>/real.")
-    eval_data: str | None = Field(
-        None, description="Prepared dataset whose eval split measures the run (e.g. real sessions for a model trained on simulated ones); null: train.data's."
+    data: str | None = Field(
+        None, description="Prepared dataset directory (`realm prepare` output); null: <workdir>/real."
     )
-    base_model: str | None = Field(None, description="Model to fine-tune (hub id or path); null: model.base or <workdir>/models/base.")
+    eval_data: str | None = Field(
+        None,
+        description="Prepared dataset whose eval split measures the run (e.g. real sessions for a model trained on "
+        "simulated ones); null: train.data's.",
+    )
+    base_model: str | None = Field(
+        None, description="Model to fine-tune (hub id or path); null: model.base or <workdir>/models/base."
+    )
     output: str | None = Field(None, description="Exported model directory; null: <workdir>/models/<usergpt|baseline>.")
     max_length: int = Field(2048, ge=16, description="Longest training sequence in tokens (packed block length).")
-    packing: bool = Field(True, description="Padding-free packing: sequences share a row, attention never crosses them.")
-    end_marker: bool = Field(True, description="User view: end naturally finished conversations with <|endconversation|>.")
-    simulator_prompt: str = Field(SIMULATOR_SYSTEM_PROMPT, description="User view: the simulator's system prompt (replaces the original).")
+    packing: bool = Field(
+        True, description="Padding-free packing: sequences share a row, attention never crosses them."
+    )
+    end_marker: bool = Field(
+        True, description="User view: end naturally finished conversations with <|endconversation|>."
+    )
+    simulator_prompt: str = Field(
+        SIMULATOR_SYSTEM_PROMPT, description="User view: the simulator's system prompt (replaces the original)."
+    )
     learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
     num_epochs: float = Field(3, gt=0, description="Passes over the training set.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 runs num_epochs.")
-    effective_batch_size: int = Field(128, ge=1, description="Sequences (packed rows when packing) per optimizer step over all workers.")
+    effective_batch_size: int = Field(
+        128, ge=1, description="Sequences (packed rows when packing) per optimizer step over all workers."
+    )
     per_device_batch_size: int = Field(4, ge=1, description="Sequences per worker per micro-step.")
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field(
         "cosine", description="Learning-rate schedule."
@@ -49,14 +63,20 @@ class TrainConfig(Section):
     num_workers: int = Field(8, ge=1, description="Ray Train workers.")
     use_gpu: bool = Field(True, description="One GPU per worker.")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved per worker (leave some free for Ray Data).")
-    storage_path: str | None = Field(None, description="Ray Train storage (local dir, s3:// or gs://); null: <workdir>/ray_train.")
+    storage_path: str | None = Field(
+        None, description="Ray Train storage (local dir, s3:// or gs://); null: <workdir>/ray_train."
+    )
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept in storage (CheckpointConfig.num_to_keep).")
-    max_failures: int = Field(1, ge=-1, description="Worker-failure restarts from the last checkpoint; -1 is unlimited.")
+    max_failures: int = Field(
+        1, ge=-1, description="Worker-failure restarts from the last checkpoint; -1 is unlimited."
+    )
     save_steps: int = Field(50, ge=1, description="Checkpoint every N optimizer steps.")
     eval_steps: int = Field(50, ge=1, description="Evaluate every N optimizer steps (and once before training).")
     logging_steps: int = Field(10, ge=1, description="Log progress every N optimizer steps.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA through peft.")
-    fail_at_step: int | None = Field(None, ge=1, description="Testing only: fail once at this step to exercise recovery.")
+    fail_at_step: int | None = Field(
+        None, ge=1, description="Testing only: fail once at this step to exercise recovery."
+    )
 
     @field_validator("zero_stage")
     @classmethod

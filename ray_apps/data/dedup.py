@@ -93,7 +93,9 @@ def find_duplicates(sketches: Iterable[dict], cfg: DedupConfig) -> dict[str, tup
             duplicates[key] = ("exact_duplicate", f"of {seen_exact[s['exact']]}")
             continue
         minhashes = {field: index.minhash(s[field]) for field, index in indexes.items() if len(s[field])}
-        found = next(((reasons[f], f"of {min(m)}") for f, mh in minhashes.items() if (m := indexes[f].matches(mh))), None)
+        found = next(
+            ((reasons[f], f"of {min(m)}") for f, mh in minhashes.items() if (m := indexes[f].matches(mh))), None
+        )
         if found:
             duplicates[key] = found
             continue

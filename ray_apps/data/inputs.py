@@ -65,7 +65,9 @@ def resolve_inputs(paths: list[str]) -> list[tuple[list[str], PyFileSystem | Non
     for path in paths:
         if _is_url(path):
             fs, files = _expand_url(path)
-            remote.setdefault(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0], (fs, []))[1].extend(files)
+            remote.setdefault(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0], (fs, []))[1].extend(
+                files
+            )
         else:
             local += _expand_local(path)
     groups: list[tuple[list[str], PyFileSystem | None]] = []

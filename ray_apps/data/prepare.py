@@ -30,13 +30,13 @@ from ..config import PipelineConfig, PrepareConfig, write_run_config
 from ..conversation import RecordError, parse_sharegpt, printable, split_sharegpt
 from ..errors import RealmError
 from ..layout import FORMATS, SPLITS, PreparedData, RunLayout
+from ..models.tokens import text_token_counter
 from ..records import encode_meta
 from ..tables import markdown_table
 from . import clean
 from .dedup import find_duplicates, sketch
 from .inputs import resolve_inputs
 from .language import UNDETERMINED, detect_language
-from ..models.tokens import text_token_counter
 from .segment import segment, split_of
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,9 @@ def clean_record(src: dict, cfg: PrepareConfig) -> dict:
         if cfg.languages and language not in cfg.languages and language != UNDETERMINED:
             raise RecordError("language", f"{language} ({confidence})")
     except RecordError as err:
-        return _row(src, id=record["id"], reason=err.reason, detail=err.detail, record=json.dumps(record, ensure_ascii=False))
+        return _row(
+            src, id=record["id"], reason=err.reason, detail=err.detail, record=json.dumps(record, ensure_ascii=False)
+        )
     record["meta"] = {
         "source": src["source"],
         "line": int(src["line"]),
@@ -130,7 +132,9 @@ def clean_batch(batch: dict, cfg: PrepareConfig) -> dict:
 # ---------------------------------------------------------------- stage 4: segment and split
 def segment_batch(batch: dict, cfg: PrepareConfig, duplicates: dict, seed: int) -> dict:
     count = text_token_counter(cfg.segment.tokenizer)  # loaded once per worker process
-    out: dict[str, list] = {k: [] for k in ("key", "source", "line", "id", "split", "record", "reason", "detail", "dropped")}
+    out: dict[str, list] = {
+        k: [] for k in ("key", "source", "line", "id", "split", "record", "reason", "detail", "dropped")
+    }
 
     def emit(key, source, line, rid, split, record, reason="", detail="", dropped=0):
         for k, v in zip(out, (key, source, line, rid, split, record, reason, detail, dropped)):
@@ -149,12 +153,20 @@ def segment_batch(batch: dict, cfg: PrepareConfig, duplicates: dict, seed: int) 
         split = split_of(record["id"], cfg.eval_fraction, seed)
         for i, seg in enumerate(segments):
             seg["meta"]["split"] = split
-            emit(key, source, line, seg["id"], split, json.dumps(seg, ensure_ascii=False), dropped=dropped if i == 0 else 0)
+            emit(
+                key,
+                source,
+                line,
+                seg["id"],
+                split,
+                json.dumps(seg, ensure_ascii=False),
+                dropped=dropped if i == 0 else 0,
+            )
     return out
 
 
 def expand_batch(batch: dict, parquet: bool) -> dict:
-    """Records in the messages format; ``meta`` encoded as ``records.py`` writes it to Parquet, or as an object for JSONL."""
+    """Records in the messages format; ``meta`` as ``records.py`` writes it to Parquet, or an object for JSONL."""
     records = [json.loads(text) for text in batch["record"]]
     meta = [encode_meta(r["meta"]) if parquet else r["meta"] for r in records]
     return {"id": [r["id"] for r in records], "messages": [r["messages"] for r in records], "meta": meta}
@@ -162,10 +174,7 @@ def expand_batch(batch: dict, parquet: bool) -> dict:
 
 # ---------------------------------------------------------------- driver
 def _read(groups, batch_size: int) -> ray.data.Dataset:
-    datasets = [
-        ray.data.read_binary_files(files, include_paths=True, filesystem=fs)
-        for files, fs in groups
-    ]
+    datasets = [ray.data.read_binary_files(files, include_paths=True, filesystem=fs) for files, fs in groups]
     ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
     # One file is one block; re-block the records so every worker gets batches of a big file.
     return ds.flat_map(split_file).repartition(target_num_rows_per_block=batch_size)
@@ -173,9 +182,11 @@ def _read(groups, batch_size: int) -> ray.data.Dataset:
 
 def _sketches_in_input_order(cleaned: ray.data.Dataset):
     rows = []
-    for b in cleaned.filter(expr=col("reason") == "").select_columns(
-        ["source", "line", "key", "id", "exact", "first_sig", "whole_sig"]
-    ).iter_batches(batch_size=4096, batch_format="numpy"):
+    for b in (
+        cleaned.filter(expr=col("reason") == "")
+        .select_columns(["source", "line", "key", "id", "exact", "first_sig", "whole_sig"])
+        .iter_batches(batch_size=4096, batch_format="numpy")
+    ):
         rows += zip(b["source"], b["line"].tolist(), b["key"], b["id"], b["exact"], b["first_sig"], b["whole_sig"])
     rows.sort(key=lambda r: (r[0], r[1]))
     for source, line, key, rid, exact, first, whole in rows:
@@ -252,7 +263,9 @@ def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output:
     _write_rejects(prepared.rejects, cleaned, segmented)
 
     summary = _summarize(cleaned, segmented, counts)
-    summary.update(inputs=[f for files, _ in groups for f in files], output=str(out), seconds=round(time.time() - started, 2))
+    summary.update(
+        inputs=[f for files, _ in groups for f in files], output=str(out), seconds=round(time.time() - started, 2)
+    )
     prepared.summary.write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary)
     if summary["invalid_fraction"] > cfg.max_invalid_fraction:

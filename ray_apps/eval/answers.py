@@ -44,13 +44,23 @@ def run_answers(config: PipelineConfig, names: list[str] | None = None, model: s
         out = answers_dir(root) / f"{endpoint.model}.jsonl"
         done = load_answers(out) if out.exists() else {}
         write_jsonl(out, list(done.values()))  # drops a line a killed run left half-written
-        items = [{"key": q["question_id"], "question": q, "model": endpoint.model,
-                  "temperature": CATEGORY_TEMPERATURE.get(q["category"], endpoint.temperature)}
-                 for q in questions if q["question_id"] not in done]  # fmt: skip
+        items = [
+            {
+                "key": q["question_id"],
+                "question": q,
+                "model": endpoint.model,
+                "temperature": CATEGORY_TEMPERATURE.get(q["category"], endpoint.temperature),
+            }
+            for q in questions
+            if q["question_id"] not in done
+        ]
         failures = failures_dir(root) / f"answers-{endpoint.model}.jsonl"
         counts = run_jobs(f"{bench.name} answers", items, answer_question, endpoint, resolved, cfg, out, failures)
         counts["answered_before"] = len(done)
-        print(f"[eval answers] {bench.name}: {len(done)} answered before, {counts['done']} now, {counts['failed']} failed"
-              f"{f' (see {failures})' if counts['failed'] else ''} -> {out}", flush=True)  # fmt: skip
+        print(
+            f"[eval answers] {bench.name}: {len(done)} answered before, {counts['done']} now, {counts['failed']} failed"
+            f"{f' (see {failures})' if counts['failed'] else ''} -> {out}",
+            flush=True,
+        )
         results[bench.name] = counts
     return results

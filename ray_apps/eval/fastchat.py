@@ -13,8 +13,15 @@ from ..errors import RealmError
 
 #: FastChat's sampling temperature per question category; others get ``eval.answer.temperature``.
 CATEGORY_TEMPERATURE = {
-    "writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0, "stem": 0.1, "humanities": 0.1,
-}  # fmt: skip
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}
 #: Categories judged against a reference answer when one is given.
 NEED_REFERENCE = ("math", "reasoning", "coding")
 
@@ -76,7 +83,9 @@ def load_answers(path: str | Path) -> dict[int, dict]:
 
 
 def load_judge_prompts(path: str | Path) -> dict[str, dict]:
-    return {r["name"]: r for r in read_jsonl(path, ("name", "type", "system_prompt", "prompt_template", "output_format"))}
+    return {
+        r["name"]: r for r in read_jsonl(path, ("name", "type", "system_prompt", "prompt_template", "output_format"))
+    }
 
 
 def answer_turns(record: dict) -> list[str]:
@@ -84,8 +93,13 @@ def answer_turns(record: dict) -> list[str]:
 
 
 def answer_record(question_id: int, model: str, turns: list[str]) -> dict:
-    return {"question_id": question_id, "answer_id": uuid.uuid4().hex[:22], "model_id": model,
-            "choices": [{"index": 0, "turns": turns}], "tstamp": time.time()}  # fmt: skip
+    return {
+        "question_id": question_id,
+        "answer_id": uuid.uuid4().hex[:22],
+        "model_id": model,
+        "choices": [{"index": 0, "turns": turns}],
+        "tstamp": time.time(),
+    }
 
 
 def prompt_name(kind: str, category: str, turn: int, has_reference: bool) -> str:
@@ -95,19 +109,38 @@ def prompt_name(kind: str, category: str, turn: int, has_reference: bool) -> str
     return name + ("-multi-turn" if turn == 2 else "")
 
 
-def render(prompt: dict, question: dict, answers: list[list[str]], reference: list[str] | None, turn: int) -> list[dict]:
+def render(
+    prompt: dict, question: dict, answers: list[list[str]], reference: list[str] | None, turn: int
+) -> list[dict]:
     """The judge's messages: the prompt's system message and its template filled for one game.
     ``answers`` holds one model's turns (single) or those of assistants A and B (pair)."""
     fields = {f"ref_answer_{i}": text for i, text in enumerate(reference or [], 1)}
     q = question["turns"]
     if len(answers) == 1:
         a = answers[0]
-        fields |= {"question": q[0], "answer": a[0]} if turn == 1 else {"question_1": q[0], "question_2": q[1], "answer_1": a[0], "answer_2": a[1]}
+        fields |= (
+            {"question": q[0], "answer": a[0]}
+            if turn == 1
+            else {"question_1": q[0], "question_2": q[1], "answer_1": a[0], "answer_2": a[1]}
+        )
     else:
         a, b = answers
-        fields |= {"question": q[0], "answer_a": a[0], "answer_b": b[0]} if turn == 1 else {
-            "question_1": q[0], "question_2": q[1], "answer_a_1": a[0], "answer_b_1": b[0], "answer_a_2": a[1], "answer_b_2": b[1]}  # fmt: skip
-    return [{"role": "system", "content": prompt["system_prompt"]}, {"role": "user", "content": prompt["prompt_template"].format(**fields)}]
+        fields |= (
+            {"question": q[0], "answer_a": a[0], "answer_b": b[0]}
+            if turn == 1
+            else {
+                "question_1": q[0],
+                "question_2": q[1],
+                "answer_a_1": a[0],
+                "answer_b_1": b[0],
+                "answer_a_2": a[1],
+                "answer_b_2": b[1],
+            }
+        )
+    return [
+        {"role": "system", "content": prompt["system_prompt"]},
+        {"role": "user", "content": prompt["prompt_template"].format(**fields)},
+    ]
 
 
 def parse_rating(judgment: str) -> float | None:
@@ -117,7 +150,7 @@ def parse_rating(judgment: str) -> float | None:
 
 
 def parse_winner(judgment: str) -> str | None:
-    """"A", "B" or "tie" from ``[[A]]`` / ``[[B]]`` / ``[[C]]``, as FastChat reads it; None if absent."""
+    """ "A", "B" or "tie" from ``[[A]]`` / ``[[B]]`` / ``[[C]]``, as FastChat reads it; None if absent."""
     for mark, winner in (("[[A]]", "A"), ("[[B]]", "B"), ("[[C]]", "tie")):
         if mark in judgment:
             return winner

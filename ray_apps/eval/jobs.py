@@ -37,14 +37,19 @@ class JobRunner:
         self.resolved, self.governor, self.in_flight = resolved, governor, in_flight
         self.endpoint: Endpoint | None = None
         self.limit: asyncio.Semaphore | None = None
-        self.metric = metrics.Counter("realm_eval_jobs", "Eval jobs finished, by task and status.", tag_keys=("task", "status"))
+        self.metric = metrics.Counter(
+            "realm_eval_jobs", "Eval jobs finished, by task and status.", tag_keys=("task", "status")
+        )
 
     async def __call__(self, batch: dict[str, np.ndarray]):
         if self.endpoint is None:  # made on the actor's event loop
             self.endpoint = Endpoint(self.cfg, self.resolved, self.governor)
             self.limit = asyncio.Semaphore(self.in_flight)
         results = await asyncio.gather(*[self._one(json.loads(item)) for item in batch["item"]])
-        yield {"ok": [ok for ok, _ in results], "record": [json.dumps(record, ensure_ascii=False) for _, record in results]}
+        yield {
+            "ok": [ok for ok, _ in results],
+            "record": [json.dumps(record, ensure_ascii=False) for _, record in results],
+        }
 
     async def _one(self, item: dict) -> tuple[bool, dict]:
         async with self.limit:
@@ -60,8 +65,16 @@ class JobRunner:
         return (await self.endpoint.chat(messages, temperature=temperature))[0]
 
 
-def run_jobs(task: str, items: list[dict], work: Callable, endpoint: EndpointConfig, resolved: dict, cfg: EvalConfig,
-             output: Path, failures: Path) -> dict:  # fmt: skip
+def run_jobs(
+    task: str,
+    items: list[dict],
+    work: Callable,
+    endpoint: EndpointConfig,
+    resolved: dict,
+    cfg: EvalConfig,
+    output: Path,
+    failures: Path,
+) -> dict:
     """Run ``items`` (each with a ``key``), appending finished records to ``output`` and the failed
     ones' reasons to ``failures`` (rewritten each run); returns counts."""
     from tqdm.auto import tqdm
@@ -70,11 +83,20 @@ def run_jobs(task: str, items: list[dict], work: Callable, endpoint: EndpointCon
     failed = []
     if items:
         rows = map_rows(
-            items, JobRunner,
-            {"task": task, "work": work, "endpoint": endpoint.model_dump(mode="json"), "resolved": resolved, "governor": governor,
-             "in_flight": cfg.requests_per_actor},
-            actors=cfg.actors, batch_size=max(1, cfg.requests_per_actor // 2), blocks=8 * cfg.actors,
-        )  # fmt: skip
+            items,
+            JobRunner,
+            {
+                "task": task,
+                "work": work,
+                "endpoint": endpoint.model_dump(mode="json"),
+                "resolved": resolved,
+                "governor": governor,
+                "in_flight": cfg.requests_per_actor,
+            },
+            actors=cfg.actors,
+            batch_size=max(1, cfg.requests_per_actor // 2),
+            blocks=8 * cfg.actors,
+        )
         with output.open("a") as out, tqdm(total=len(items), desc=task, unit=task.split()[-1]) as bar:
             for row in rows:
                 if row["ok"]:
@@ -86,5 +108,7 @@ def run_jobs(task: str, items: list[dict], work: Callable, endpoint: EndpointCon
                 bar.set_postfix(failed=len(failed))
     write_jsonl(failures, failed)
     if reason := tripped([governor]):
-        raise EvalError(f"{task}: {reason}. Stopped; finished work is kept in {output}: rerun the same command to resume.")
+        raise EvalError(
+            f"{task}: {reason}. Stopped; finished work is kept in {output}: rerun the same command to resume."
+        )
     return {"done": len(items) - len(failed), "failed": len(failed)}

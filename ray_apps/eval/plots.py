@@ -38,13 +38,34 @@ def write_stats_report(out: Path, summary: dict, series: dict[str, tuple[list[in
     header, rows = stats_table(summary)
     (out / "stats.md").write_text(markdown_table(header, rows) + "\n")
     most_turns = max((max(turns, default=1) for turns, _ in series.values()), default=1)
-    plots = [("turns.png", "User turns per session", "turns", {n: t for n, (t, _) in series.items()}, range(1, most_turns + 2))]
+    plots = [
+        (
+            "turns.png",
+            "User turns per session",
+            "turns",
+            {n: t for n, (t, _) in series.items()},
+            range(1, most_turns + 2),
+        )
+    ]
     for role in (USER, ASSISTANT):
-        plots.append((f"{role}_utterances.png", f"{role.capitalize()} utterance length", summary["length_unit"],
-                      {n: lengths[role] for n, (_, lengths) in series.items()}, 40))  # fmt: skip
+        plots.append(
+            (
+                f"{role}_utterances.png",
+                f"{role.capitalize()} utterance length",
+                summary["length_unit"],
+                {n: lengths[role] for n, (_, lengths) in series.items()},
+                40,
+            )
+        )
     for file, title, xlabel, values, bins in plots:
         _overlaid(out / file, title, xlabel, values, bins)
-    about = [f"Lengths in {summary['length_unit']}; topic similarity (mean pairwise cosine, lower is more diverse) by "
-             f"{summary['topic_similarity_method']}.", *(f"{name}: {path}" for name, path in summary["datasets"].items())]  # fmt: skip
-    sections = [Section("Side by side", header, rows, about), *(Section(title, images=[file]) for file, title, *_ in plots)]
+    about = [
+        f"Lengths in {summary['length_unit']}; topic similarity (mean pairwise cosine, lower is more diverse) by "
+        f"{summary['topic_similarity_method']}.",
+        *(f"{name}: {path}" for name, path in summary["datasets"].items()),
+    ]
+    sections = [
+        Section("Side by side", header, rows, about),
+        *(Section(title, images=[file]) for file, title, *_ in plots),
+    ]
     (out / "report.html").write_text(html_page("Dataset statistics", sections))

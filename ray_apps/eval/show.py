@@ -25,7 +25,9 @@ def _interval(values: list[float], rounds: int, rng: np.random.Generator) -> lis
     return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
 
 
-def single_results(records: list[dict], categories: dict[int, str] | None = None, rounds: int = 1000, seed: int = 0) -> dict:
+def single_results(
+    records: list[dict], categories: dict[int, str] | None = None, rounds: int = 1000, seed: int = 0
+) -> dict:
     rng = np.random.default_rng(seed)
     scores: dict[str, list[dict]] = defaultdict(list)
     for r in records:
@@ -34,7 +36,11 @@ def single_results(records: list[dict], categories: dict[int, str] | None = None
     out = {}
     for model, rows in sorted(scores.items()):
         values = [r["score"] for r in rows]
-        result = {"score": round(float(np.mean(values)), 4), "ci95": _interval(values, rounds, rng), "judgments": len(rows)}
+        result = {
+            "score": round(float(np.mean(values)), 4),
+            "ci95": _interval(values, rounds, rng),
+            "judgments": len(rows),
+        }
         for turn in (1, 2):
             if turn_scores := [r["score"] for r in rows if r["turn"] == turn]:
                 result[f"turn_{turn}"] = round(float(np.mean(turn_scores)), 4)
@@ -67,19 +73,34 @@ def pair_results(records: list[dict], baseline: str | None = None, rounds: int =
             continue
         n = len(values)
         win, loss = values.count(1.0), values.count(0.0)
-        out[model] = {"win": win, "loss": loss, "tie": n - win - loss, "win_rate": round(win / n, 4), "loss_rate": round(loss / n, 4),
-                      "win_rate_adjusted": round(float(np.mean(values)), 4), "ci95": _interval(values, rounds, rng)}  # fmt: skip
+        out[model] = {
+            "win": win,
+            "loss": loss,
+            "tie": n - win - loss,
+            "win_rate": round(win / n, 4),
+            "loss_rate": round(loss / n, 4),
+            "win_rate_adjusted": round(float(np.mean(values)), 4),
+            "ci95": _interval(values, rounds, rng),
+        }
     return out
 
 
 def _table(results: dict, columns: list[str]) -> str:
     rows = sorted(results.items(), key=lambda kv: -kv[1].get(columns[0], 0))
-    cells = [[model, *(f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns)] for model, r in rows]
+    cells = [
+        [model, *(f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns)]
+        for model, r in rows
+    ]
     return markdown_table(["model", *columns], cells)
 
 
-def run_show(files: list[str], questions: str | None = None, baseline: str | None = None, output: str | None = None,
-             rounds: int = 1000) -> dict:  # fmt: skip
+def run_show(
+    files: list[str],
+    questions: str | None = None,
+    baseline: str | None = None,
+    output: str | None = None,
+    rounds: int = 1000,
+) -> dict:
     """Results of every judgment file, printed as tables; written as JSON to ``output`` when given."""
     categories = {q["question_id"]: q["category"] for q in load_questions(questions)} if questions else None
     report = {}
@@ -87,12 +108,16 @@ def run_show(files: list[str], questions: str | None = None, baseline: str | Non
         records = read_jsonl(path)
         if records and "score" in records[0]:
             results = single_results(records, categories, rounds)
-            table = _table({m: r | {"ci95": "{:.2f}-{:.2f}".format(*r["ci95"])} for m, r in results.items()},
-                           ["score", "ci95", "turn_1", "turn_2", "judgments"])  # fmt: skip
+            table = _table(
+                {m: r | {"ci95": "{:.2f}-{:.2f}".format(*r["ci95"])} for m, r in results.items()},
+                ["score", "ci95", "turn_1", "turn_2", "judgments"],
+            )
         else:
             results = pair_results(records, baseline, rounds)
-            table = _table({m: r | {"ci95": "{:.2f}-{:.2f}".format(*r["ci95"])} for m, r in results.items()},
-                           ["win_rate_adjusted", "ci95", "win_rate", "loss_rate", "win", "loss", "tie"])  # fmt: skip
+            table = _table(
+                {m: r | {"ci95": "{:.2f}-{:.2f}".format(*r["ci95"])} for m, r in results.items()},
+                ["win_rate_adjusted", "ci95", "win_rate", "loss_rate", "win", "loss", "tie"],
+            )
         print(f"\n{path}\n{table}", flush=True)
         report[str(path)] = results
     if output:

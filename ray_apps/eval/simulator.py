@@ -34,18 +34,25 @@ def human_turn_perplexity(path: str, records: list[dict], max_length: int, simul
         if not scored:
             continue
         with torch.inference_mode():
-            loss = model(input_ids=torch.tensor([ids], device=device), labels=torch.tensor([labels], device=device)).loss
+            loss = model(
+                input_ids=torch.tensor([ids], device=device), labels=torch.tensor([labels], device=device)
+            ).loss
         nll, tokens = nll + float(loss) * scored, tokens + scored
     if not tokens:
-        raise ConfigError(f"{path}: no human-turn tokens to score (does its chat template mark the assistant turns with {{% generation %}}?)")
+        raise ConfigError(
+            f"{path}: no human-turn tokens to score "
+            "(does its chat template mark the assistant turns with {% generation %}?)"
+        )
     return {"model": path, "perplexity": round(math.exp(nll / tokens), 4), "tokens": tokens}
 
 
 def run_simulator(config: PipelineConfig, output: str | None = None) -> dict:
     cfg, layout = config.eval, RunLayout.of(config)
     models = {}
-    for role, key, configured, default in (("simulator", "eval.simulator_model", cfg.simulator_model, "usergpt"),
-                                           ("base", "eval.simulator_base", cfg.simulator_base, "base")):  # fmt: skip
+    for role, key, configured, default in (
+        ("simulator", "eval.simulator_model", cfg.simulator_model, "usergpt"),
+        ("base", "eval.simulator_base", cfg.simulator_base, "base"),
+    ):
         models[role] = configured or str(layout.model(default))
         if not configured and not Path(models[role]).exists():
             raise ConfigError(f"{key}: no model at {models[role]} (train it first, or set {key} to a path or hub id)")
@@ -57,6 +64,10 @@ def run_simulator(config: PipelineConfig, output: str | None = None) -> dict:
     out = Path(output) if output else layout.simulator
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"[eval simulator] human-turn perplexity on {len(records)} held-out conversations: simulator {result['simulator']['perplexity']}, "
-          f"untrained base {result['base']['perplexity']} -> {out}", flush=True)  # fmt: skip
+    print(
+        f"[eval simulator] human-turn perplexity on {len(records)} held-out conversations: simulator "
+        f"{result['simulator']['perplexity']}, "
+        f"untrained base {result['base']['perplexity']} -> {out}",
+        flush=True,
+    )
     return result

@@ -66,7 +66,9 @@ def _embed(texts: list[str], model: str | None, fitted_on: list[str]) -> np.ndar
         rows = []
         with torch.inference_mode():
             for start in range(0, len(texts), 16):
-                batch = tok(texts[start : start + 16], padding=True, truncation=True, max_length=512, return_tensors="pt")
+                batch = tok(
+                    texts[start : start + 16], padding=True, truncation=True, max_length=512, return_tensors="pt"
+                )
                 hidden, mask = net(**batch).last_hidden_state, batch["attention_mask"].unsqueeze(-1)
                 rows.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
         vectors = np.concatenate(rows)
@@ -100,7 +102,9 @@ def dataset_stats(records: list[dict], count, name: str = "") -> dict:
             reasons[rejection(text, users[:i]) or "ok"] += 1
             questions += "?" in text
         user_texts += users
-        ended += r["meta"].get("stop_reason") == "end_marker" or bool(r["messages"] and is_end_marker(r["messages"][-1]))
+        ended += r["meta"].get("stop_reason") == "end_marker" or bool(
+            r["messages"] and is_end_marker(r["messages"][-1])
+        )
     n_user = max(len(user_texts), 1)
     utterances = lengths[USER] + lengths[ASSISTANT]
     stats = {
@@ -130,7 +134,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def run_stats(config: PipelineConfig, datasets: list[str], names: list[str] | None = None, output: str | None = None) -> dict:
+def run_stats(
+    config: PipelineConfig, datasets: list[str], names: list[str] | None = None, output: str | None = None
+) -> dict:
     """Statistics of ``datasets`` side by side; writes stats.json, stats.md, PNG plots and report.html to ``output``."""
     cfg = config.eval
     names = names or [_default_name(Path(d)) for d in datasets]
@@ -141,20 +147,33 @@ def run_stats(config: PipelineConfig, datasets: list[str], names: list[str] | No
     tokenizer = cfg.stats_tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
     count, unit = counter(tokenizer)
     loaded = {name: read_records(path) for name, path in zip(names, datasets)}
-    results = {name: dataset_stats(records, count, name) | {"skipped_rows": dict(skipped)} for name, (records, skipped) in loaded.items()}
+    results = {
+        name: dataset_stats(records, count, name) | {"skipped_rows": dict(skipped)}
+        for name, (records, skipped) in loaded.items()
+    }
 
     rng = random.Random(config.run.seed)
-    samples = {name: [_session_text(r) for r in rng.sample(records, min(cfg.stats_sample, len(records)))] for name, (records, _) in loaded.items()}
+    samples = {
+        name: [_session_text(r) for r in rng.sample(records, min(cfg.stats_sample, len(records)))]
+        for name, (records, _) in loaded.items()
+    }
     everything = [t for texts in samples.values() for t in texts]
     for name, texts in samples.items():
         vectors = _embed(texts, cfg.embedding_model, everything) if texts else np.zeros((0, 1))
         results[name]["topic_similarity"] = _round(mean_pairwise_similarity(vectors))
-    method = f"embeddings of {cfg.embedding_model} (mean pooled)" if cfg.embedding_model else "TF-IDF (offline fallback)"
+    method = (
+        f"embeddings of {cfg.embedding_model} (mean pooled)" if cfg.embedding_model else "TF-IDF (offline fallback)"
+    )
 
     out = Path(output) if output else layout.stats
     out.mkdir(parents=True, exist_ok=True)
     public = {name: {k: v for k, v in r.items() if not k.startswith("_")} for name, r in results.items()}
-    summary = {"datasets": dict(zip(names, datasets)), "length_unit": unit, "topic_similarity_method": method, "stats": public}
+    summary = {
+        "datasets": dict(zip(names, datasets)),
+        "length_unit": unit,
+        "topic_similarity_method": method,
+        "stats": public,
+    }
     (out / "stats.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_stats_report(out, summary, {name: (r["_turns"], r["_utterances"]) for name, r in results.items()})
     print(f"[eval stats] lengths in {unit}; topic similarity by {method} -> {out / 'report.html'}", flush=True)
@@ -167,4 +186,6 @@ def _default_name(path: Path) -> str:
 
 
 def _session_text(record: dict) -> str:
-    return "\n".join(m["content"] for m in record["messages"] if m["role"] in (USER, ASSISTANT) and not is_end_marker(m))
+    return "\n".join(
+        m["content"] for m in record["messages"] if m["role"] in (USER, ASSISTANT) and not is_end_marker(m)
+    )

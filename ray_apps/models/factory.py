@@ -26,7 +26,10 @@ def run_init_model(config: PipelineConfig, corpus: str | Path, output: str | Pat
     spec = config.model.init
     texts = list(corpus_texts(corpus))
     if not texts:
-        raise InputError(f"--corpus: no conversations found under {corpus} (expected `realm prepare` output: Parquet or JSONL records)")
+        raise InputError(
+            f"--corpus: no conversations found under {corpus} (expected `realm prepare` output: Parquet or JSONL "
+            "records)"
+        )
     tokenizer = train_tokenizer(texts, spec.vocab_size)
     torch.manual_seed(config.run.seed)
     model_config = LlamaConfig(

@@ -54,5 +54,7 @@ def context_length(name_or_path: str, token_env: str = "HF_TOKEN") -> int:
     """The longest sequence the model accepts (``max_position_embeddings`` of its text config)."""
     length = getattr(load_model_config(name_or_path, token_env).get_text_config(), "max_position_embeddings", None)
     if not length:
-        raise ConfigError(f"serve.max_model_len: {name_or_path}'s config has no max_position_embeddings; set the length")
+        raise ConfigError(
+            f"serve.max_model_len: {name_or_path}'s config has no max_position_embeddings; set the length"
+        )
     return length

@@ -1,4 +1,4 @@
-"""Synthesising sessions: Ray Data actors drive the user simulator and the assistant through OpenAI-compatible endpoints."""
+"""Synthesising sessions: Ray Data actors drive the user simulator and the assistant through endpoints."""
 
 from .driver import RolloutError, run_rollout
 

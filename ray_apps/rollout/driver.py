@@ -37,7 +37,9 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     cfg = config.rollout
     out = Path(output) if output else RunLayout.of(config).realchat.root
     try:
-        endpoints = {role: resolve_endpoint(config, getattr(cfg, role), f"rollout.{role}") for role in (USER, ASSISTANT)}
+        endpoints = {
+            role: resolve_endpoint(config, getattr(cfg, role), f"rollout.{role}") for role in (USER, ASSISTANT)
+        }
     except EndpointError as exc:
         raise RolloutError(str(exc)) from None
     fingerprint = cfg.session_fingerprint()
@@ -47,31 +49,58 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
 
     done = finished_keys(out)
     openings = OpeningIndex.remote(cfg.dedup_threshold)
-    earlier = [next(m["content"] for m in r["record"]["messages"] if m["role"] == USER) for r in done.values() if r["status"] == "session"]
-    ray.get([openings.claim.remote(text) for text in earlier])  # the run so far is part of the global dedup (calls run in order)
+    earlier = [
+        next(m["content"] for m in r["record"]["messages"] if m["role"] == USER)
+        for r in done.values()
+        if r["status"] == "session"
+    ]
+    ray.get(
+        [openings.claim.remote(text) for text in earlier]
+    )  # the run so far is part of the global dedup (calls run in order)
     pending = [s for s in seeds if s["key"] not in done]
     if cfg.mode == "seeded":  # openings are known: deduplicate them here, in seed order
         claimed = ray.get([openings.claim.remote(s["question"]) for s in pending])
         duplicates = [s for s, new in zip(pending, claimed) if not new]
-        invalid += [_failed(s, "duplicate_opening", "repeats an earlier opening question of this run") for s in duplicates]
+        invalid += [
+            _failed(s, "duplicate_opening", "repeats an earlier opening question of this run") for s in duplicates
+        ]
         pending = [s for s, new in zip(pending, claimed) if new]
     if new_failures := [r for r in invalid if r["key"] not in done]:
         write_shard(out, new_failures)
     print(f"[rollout] {len(keys)} seeds: {len(done)} finished before, {len(pending)} to run -> {out}", flush=True)
 
     started = time.time()
-    governors = {role: start_governor(getattr(cfg, role), args["base_url"], cfg.breaker_error_rate, cfg.breaker_window)
-                 for role, args in endpoints.items()}  # fmt: skip
+    governors = {
+        role: start_governor(getattr(cfg, role), args["base_url"], cfg.breaker_error_rate, cfg.breaker_window)
+        for role, args in endpoints.items()
+    }
     stopped_by = None
     if pending:
-        meta = {"mode": cfg.mode, "user_model": cfg.user.model, "assistant_model": cfg.assistant.model, "fingerprint": fingerprint,
-                "sampling": {role: getattr(cfg, role).model_dump(include={"temperature", "top_p", "max_tokens"}) for role in (USER, ASSISTANT)}}  # fmt: skip
+        meta = {
+            "mode": cfg.mode,
+            "user_model": cfg.user.model,
+            "assistant_model": cfg.assistant.model,
+            "fingerprint": fingerprint,
+            "sampling": {
+                role: getattr(cfg, role).model_dump(include={"temperature", "top_p", "max_tokens"})
+                for role in (USER, ASSISTANT)
+            },
+        }
         rows = map_rows(
-            pending, SessionRunner,
-            {"rollout": cfg.model_dump(mode="json"), "endpoints": endpoints, "governors": governors, "openings": openings,
-             "output": str(out), "mode_meta": meta},
-            actors=cfg.actors, batch_size=max(1, cfg.sessions_per_actor // 4), blocks=4 * cfg.actors,  # small batches: frequent shards
-        )  # fmt: skip
+            pending,
+            SessionRunner,
+            {
+                "rollout": cfg.model_dump(mode="json"),
+                "endpoints": endpoints,
+                "governors": governors,
+                "openings": openings,
+                "output": str(out),
+                "mode_meta": meta,
+            },
+            actors=cfg.actors,
+            batch_size=max(1, cfg.sessions_per_actor // 4),
+            blocks=4 * cfg.actors,  # small batches: frequent shards
+        )
         stopped_by = _follow(rows, len(pending), list(governors.values()), cfg.progress_interval_s)
     sessions, failures = collect(out, keys)
     write_dataset(out, sessions, failures)
@@ -80,7 +109,9 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     RolloutData(out).card.write_text(_card(config, summary))
     print(f"[rollout] {summary['sessions']} sessions, {summary['failures']} failures -> {out}", flush=True)
     if stopped_by:
-        raise RolloutError(f"{stopped_by}. Stopped; finished sessions are kept: fix the endpoint and rerun the same command to resume.")
+        raise RolloutError(
+            f"{stopped_by}. Stopped; finished sessions are kept: fix the endpoint and rerun the same command to resume."
+        )
     return summary
 
 
@@ -120,7 +151,9 @@ def _seeds(config: PipelineConfig, fingerprint: str) -> tuple[list[dict], list[d
             invalid.append(_failed(seed, "invalid_seed", f"{path.name} line {line_no}: {problem}"))
             continue
         seen.add(seed_id)
-        seeds.append({**seed, "question": row["question"].strip(), **({"answer": row["answer"]} if row.get("answer") else {})})
+        seeds.append(
+            {**seed, "question": row["question"].strip(), **({"answer": row["answer"]} if row.get("answer") else {})}
+        )
     return seeds, invalid
 
 
@@ -157,8 +190,11 @@ def _follow(rows, total: int, governors: list, interval: float) -> str | None:
             done_metric.set(sum(counts.values()))
             if time.time() - last >= interval:
                 last = time.time()
-                print(f"[rollout] {sum(counts.values())}/{total} done, {counts['failure']} failed, "
-                      f"{tokens / (last - started):.0f} completion tokens/s", flush=True)  # fmt: skip
+                print(
+                    f"[rollout] {sum(counts.values())}/{total} done, {counts['failure']} failed, "
+                    f"{tokens / (last - started):.0f} completion tokens/s",
+                    flush=True,
+                )
                 if reason := tripped(governors):
                     return reason
     return tripped(governors)
@@ -174,16 +210,21 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
         for role, u in record.get("usage", {}).items():
             usage[role].update(u)
     cost = {
-        role: round(u["prompt_tokens"] / 1000 * getattr(cfg, role).price_per_1k_prompt
-                    + u["completion_tokens"] / 1000 * getattr(cfg, role).price_per_1k_completion, 4)
+        role: round(
+            u["prompt_tokens"] / 1000 * getattr(cfg, role).price_per_1k_prompt
+            + u["completion_tokens"] / 1000 * getattr(cfg, role).price_per_1k_completion,
+            4,
+        )
         for role, u in usage.items()
-    }  # fmt: skip
+    }
     turns = [r["meta"]["user_turns"] for r in sessions]
     rejected = Counter()
     for r in sessions:
         rejected.update(r["meta"]["rejected_user_turns"])
     return {
-        "seeds": seeds, "sessions": len(sessions), "failures": len(failures),
+        "seeds": seeds,
+        "sessions": len(sessions),
+        "failures": len(failures),
         "stop_reasons": dict(Counter(r["meta"]["stop_reason"] for r in sessions).most_common()),
         "failure_reasons": dict(Counter(f["reason"] for f in failures).most_common()),
         "mean_user_turns": round(sum(turns) / len(turns), 2) if turns else 0.0,
@@ -192,22 +233,33 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
         "estimated_cost": {**cost, "total": round(sum(cost.values()), 4)},
         "seconds_this_run": round(seconds, 1),
         "fingerprint": cfg.session_fingerprint(),
-    }  # fmt: skip
+    }
 
 
 def _card(config: PipelineConfig, summary: dict) -> str:
     """The dataset card: what made the data and what is in it."""
+
     def counts(reasons: dict) -> str:
         return markdown_table(["reason", "count"], reasons.items()) if reasons else "none"
 
     usage = summary["usage"]
-    facts = markdown_table(["", ""], [
-        ["seeds", summary["seeds"]], ["sessions", summary["sessions"]], ["failures", summary["failures"]],
-        ["mean user turns", summary["mean_user_turns"]],
-        *([f"{name} tokens (prompt / completion)", f"{usage[role].get('prompt_tokens', 0):,} / {usage[role].get('completion_tokens', 0):,}"]
-          for role, name in ((USER, "user simulator"), (ASSISTANT, "assistant"))),
-        ["estimated cost", summary["estimated_cost"]["total"]],
-    ])  # fmt: skip
+    facts = markdown_table(
+        ["", ""],
+        [
+            ["seeds", summary["seeds"]],
+            ["sessions", summary["sessions"]],
+            ["failures", summary["failures"]],
+            ["mean user turns", summary["mean_user_turns"]],
+            *(
+                [
+                    f"{name} tokens (prompt / completion)",
+                    f"{usage[role].get('prompt_tokens', 0):,} / {usage[role].get('completion_tokens', 0):,}",
+                ]
+                for role, name in ((USER, "user simulator"), (ASSISTANT, "assistant"))
+            ),
+            ["estimated cost", summary["estimated_cost"]["total"]],
+        ],
+    )
     return f"""# {config.run.name}: synthetic multi-turn sessions
 
 Made by `realm rollout` (ReaLM on Ray): a user simulator (`{config.rollout.user.model}`) and an assistant
@@ -217,15 +269,15 @@ Made by `realm rollout` (ReaLM on Ray): a user simulator (`{config.rollout.user.
 
 ## Why sessions stopped
 
-{counts(summary['stop_reasons'])}
+{counts(summary["stop_reasons"])}
 
 ## Failures (in `failures.jsonl`, each with its detail)
 
-{counts(summary['failure_reasons'])}
+{counts(summary["failure_reasons"])}
 
 ## Resampled user turns
 
-{counts(summary['rejected_user_turns'])}
+{counts(summary["rejected_user_turns"])}
 
 ## Files
 

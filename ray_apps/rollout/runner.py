@@ -22,18 +22,25 @@ logger = logging.getLogger(__name__)
 class SessionRunner:
     """``map_batches`` callable: a batch of seeds in, the same seeds out as outcome rows (for progress)."""
 
-    def __init__(self, rollout: dict, endpoints: dict[str, dict], governors: dict, openings, output: str, mode_meta: dict):
+    def __init__(
+        self, rollout: dict, endpoints: dict[str, dict], governors: dict, openings, output: str, mode_meta: dict
+    ):
         self.cfg = RolloutConfig.model_validate(rollout)
         self.resolved = endpoints  # role -> {base_url, tokenizer}
         self.governors, self.openings, self.output, self.mode_meta = governors, openings, Path(output), mode_meta
         self.endpoints: dict[str, Endpoint] | None = None
         self.in_flight: asyncio.Semaphore | None = None
-        self.sessions_metric = metrics.Counter("realm_rollout_sessions", "Seeds finished, by status.", tag_keys=("status",))
+        self.sessions_metric = metrics.Counter(
+            "realm_rollout_sessions", "Seeds finished, by status.", tag_keys=("status",)
+        )
         self.tokens_metric = metrics.Counter("realm_rollout_tokens", "Completion tokens, by role.", tag_keys=("role",))
 
     async def __call__(self, batch: dict[str, np.ndarray]):
         if self.endpoints is None:  # made on the actor's event loop
-            self.endpoints = {role: Endpoint(getattr(self.cfg, role), self.resolved[role], self.governors[role]) for role in (USER, ASSISTANT)}
+            self.endpoints = {
+                role: Endpoint(getattr(self.cfg, role), self.resolved[role], self.governors[role])
+                for role in (USER, ASSISTANT)
+            }
             self.in_flight = asyncio.Semaphore(self.cfg.sessions_per_actor)
         seeds = [json.loads(s) for s in batch["item"]]
         rows = await asyncio.gather(*[self._run(seed) for seed in seeds])
@@ -41,8 +48,13 @@ class SessionRunner:
         yield {
             "key": [r["key"] for r in rows],
             "status": [r["status"] for r in rows],
-            "reason": [r["record"]["meta"]["stop_reason"] if r["status"] == "session" else r["record"]["reason"] for r in rows],
-            "usage": [json.dumps(r["record"]["meta"]["usage"] if r["status"] == "session" else r["record"]["usage"]) for r in rows],
+            "reason": [
+                r["record"]["meta"]["stop_reason"] if r["status"] == "session" else r["record"]["reason"] for r in rows
+            ],
+            "usage": [
+                json.dumps(r["record"]["meta"]["usage"] if r["status"] == "session" else r["record"]["usage"])
+                for r in rows
+            ],
         }
 
     async def _run(self, seed: dict) -> dict:
@@ -56,7 +68,9 @@ class SessionRunner:
                 logger.exception("session %s failed", seed["key"])
                 return self._failure(session, "internal_error", f"{type(exc).__name__}: {exc}")
             if len(session.user_turns()) < self.cfg.min_turns:
-                return self._failure(session, stop, f"{len(session.user_turns())} user turns, fewer than rollout.min_turns")
+                return self._failure(
+                    session, stop, f"{len(session.user_turns())} user turns, fewer than rollout.min_turns"
+                )
             return {"key": seed["key"], "status": "session", "record": self._record(session, stop)}
 
     async def _claim(self, text: str) -> bool:
@@ -72,14 +86,26 @@ class SessionRunner:
     def _record(self, session: Session, stop: str) -> dict:
         self.sessions_metric.inc(tags={"status": "session"})
         meta = {
-            **self.mode_meta, "seed_id": session.seed["id"], "persona": session.persona, "stop_reason": stop,
-            "ended_naturally": stop == "end_marker",  # the simulator ended it: UserGPT trained on it learns the end marker
-            "user_turns": len(session.user_turns()), "rejected_user_turns": dict(session.rejected), "usage": self._usage(session),
-        }  # fmt: skip
+            **self.mode_meta,
+            "seed_id": session.seed["id"],
+            "persona": session.persona,
+            "stop_reason": stop,
+            "ended_naturally": stop
+            == "end_marker",  # the simulator ended it: UserGPT trained on it learns the end marker
+            "user_turns": len(session.user_turns()),
+            "rejected_user_turns": dict(session.rejected),
+            "usage": self._usage(session),
+        }
         return make_record(session.seed["key"], session.messages, meta)
 
     def _failure(self, session: Session, reason: str, detail: str) -> dict:
         self.sessions_metric.inc(tags={"status": "failure"})
-        record = {"id": session.seed["key"], "seed_id": session.seed["id"], "reason": reason, "detail": detail,
-                  "messages": session.messages, "usage": self._usage(session)}  # fmt: skip
+        record = {
+            "id": session.seed["key"],
+            "seed_id": session.seed["id"],
+            "reason": reason,
+            "detail": detail,
+            "messages": session.messages,
+            "usage": self._usage(session),
+        }
         return {"key": session.seed["key"], "status": "failure", "record": record}

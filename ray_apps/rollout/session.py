@@ -97,7 +97,9 @@ class Session:
         try:
             return await endpoint.chat(messages, self.usage[role], seed=seed)
         except CallFailed as exc:
-            raise SessionFailed(exc.reason if exc.reason == "circuit_open" else f"{role}_{exc.reason}", exc.detail) from None
+            raise SessionFailed(
+                exc.reason if exc.reason == "circuit_open" else f"{role}_{exc.reason}", exc.detail
+            ) from None
 
     def _sampling_seed(self, attempt: int) -> int:
         """Requests are seeded by session, turn and attempt, so a rerun asks the same questions."""

@@ -46,14 +46,20 @@ def read_shards(output: Path) -> dict[str, dict]:
 
 def finished_keys(output: Path) -> dict[str, dict]:
     """Keys a rerun skips: sessions, and failures that retrying cannot fix."""
-    return {k: row for k, row in read_shards(output).items() if row["status"] == "session" or row["record"]["reason"] not in RETRYABLE}
+    return {
+        k: row
+        for k, row in read_shards(output).items()
+        if row["status"] == "session" or row["record"]["reason"] not in RETRYABLE
+    }
 
 
 def collect(output: Path, keys: list[str]) -> tuple[list[dict], list[dict]]:
     """The session and failure records of the seeds in ``keys``, one per key, in seed order."""
     outcome = read_shards(output)
     found = [outcome[k] for k in keys if k in outcome]
-    return [r["record"] for r in found if r["status"] == "session"], [r["record"] for r in found if r["status"] == "failure"]
+    return [r["record"] for r in found if r["status"] == "session"], [
+        r["record"] for r in found if r["status"] == "failure"
+    ]
 
 
 def write_dataset(output: Path, sessions: list[dict], failures: list[dict]) -> None:

@@ -62,19 +62,29 @@ def build_app(config: PipelineConfig):
             max_ongoing_requests=max(model.max_ongoing_requests, cfg.max_batch_size),
             graceful_shutdown_timeout_s=cfg.graceful_shutdown_timeout_s,
         ).bind(
-            model.name, path, dtype=cfg.dtype, max_batch_size=cfg.max_batch_size,
-            batch_wait_timeout_s=cfg.batch_wait_timeout_s, token_env=config.model.hf_token_env,
-            chunk_interval_s=cfg.stream_interval_s, num_cpus=model.num_cpus, prefix_cache_mb=cfg.prefix_cache_mb,
-        )  # fmt: skip
+            model.name,
+            path,
+            dtype=cfg.dtype,
+            max_batch_size=cfg.max_batch_size,
+            batch_wait_timeout_s=cfg.batch_wait_timeout_s,
+            token_env=config.model.hf_token_env,
+            chunk_interval_s=cfg.stream_interval_s,
+            num_cpus=model.num_cpus,
+            prefix_cache_mb=cfg.prefix_cache_mb,
+        )
     return OpenAIRouter.options(
         name="router",
         ray_actor_options={"num_cpus": cfg.router_num_cpus},
         max_ongoing_requests=max(1000, 4 * sum(m.max_ongoing_requests * m.max_replicas for m, _ in models)),
         graceful_shutdown_timeout_s=cfg.graceful_shutdown_timeout_s,
     ).bind(
-        servers, {m.name: p for m, p in models}, max_model_len=cfg.max_model_len, max_n=cfg.max_n,
-        api_key_sha256=api_key_sha256, token_env=config.model.hf_token_env,
-    )  # fmt: skip
+        servers,
+        {m.name: p for m, p in models},
+        max_model_len=cfg.max_model_len,
+        max_n=cfg.max_n,
+        api_key_sha256=api_key_sha256,
+        token_env=config.model.hf_token_env,
+    )
 
 
 def app_builder(args: dict):

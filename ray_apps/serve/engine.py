@@ -140,7 +140,9 @@ def _sample_nucleus(probs: torch.Tensor, top_p: torch.Tensor, generators: list) 
     the vocabulary. Rejection sampling, as FlashInfer does: draw by inverse CDF from the tokens above
     a pivot; accept the token if the tokens more likely than it weigh at most top_p, else make it the
     pivot (every nucleus token is more likely than it) and draw again."""
-    picked = probs.argmax(dim=-1)  # kept by a row still undecided after the last round (only degenerate, e.g. NaN, rows)
+    picked = probs.argmax(
+        dim=-1
+    )  # kept by a row still undecided after the last round (only degenerate, e.g. NaN, rows)
     pending = torch.arange(len(probs), device=probs.device)
     pivot = None  # the first draw is from the whole distribution
     seeded = {row: g for row, g in enumerate(generators) if g is not None}
@@ -174,7 +176,9 @@ class PrefixCache:
 
     def __init__(self, max_bytes: int, block: int = 16):
         self.max_bytes, self.block = max_bytes, block
-        self.entries: OrderedDict[int, tuple[np.ndarray, list, int, list[int]]] = OrderedDict()  # id -> (ids, kv, bytes, block hashes)
+        self.entries: OrderedDict[int, tuple[np.ndarray, list, int, list[int]]] = (
+            OrderedDict()
+        )  # id -> (ids, kv, bytes, block hashes)
         self.by_block: dict[int, int] = {}  # hash of a block-aligned prefix -> the newest entry that has it
         self.bytes, self.next_id, self.hits, self.reused_tokens = 0, 0, 0, 0
 
@@ -223,8 +227,15 @@ class PrefixCache:
 class HFEngine:
     """A causal LM from a local directory or hub id; decodes through :class:`DecodeBatch`."""
 
-    def __init__(self, path: str, *, dtype: str = "auto", device: str | None = None, token_env: str = "HF_TOKEN",
-                 prefix_cache_mb: float = 0):  # fmt: skip
+    def __init__(
+        self,
+        path: str,
+        *,
+        dtype: str = "auto",
+        device: str | None = None,
+        token_env: str = "HF_TOKEN",
+        prefix_cache_mb: float = 0,
+    ):
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype == "auto":
@@ -242,9 +253,13 @@ class HFEngine:
         """Logits of the last position of each row (float, on the model's device); ``cache`` grows by ``ids``."""
         with torch.inference_mode():
             out = self.model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device),
-                past_key_values=cache, use_cache=True, logits_to_keep=1,
-            )  # fmt: skip
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
         return out.logits[:, -1, :].float()
 
 
@@ -308,7 +323,11 @@ class DecodeBatch:
         cache = Cache(layer_class_to_replicate=DynamicLayer)
         if cached_width:
             for layer, prefixes in enumerate(zip(*(kv for _, _, (_, kv) in group))):
-                cache.update(_stack_right([k for k, _ in prefixes], cached_width), _stack_right([v for _, v in prefixes], cached_width), layer)
+                cache.update(
+                    _stack_right([k for k, _ in prefixes], cached_width),
+                    _stack_right([v for _, v in prefixes], cached_width),
+                    layer,
+                )
         logits = self.engine.forward(ids, mask, positions, cache)
         sequences = [_Sequence(request, self.engine.tokenizer, self.engine.stop_ids) for request, _, _ in group]
         kv = [(layer.keys, layer.values) for layer in cache.layers]
@@ -361,7 +380,9 @@ class DecodeBatch:
         valid = self.mask[row].nonzero().squeeze(1)  # the prompt may have a gap after its cached prefix
         seq = self.sequences[row]
         ids = (seq.request.prompt_ids + seq.ids)[: len(valid)]
-        kv = [(layer.keys[row : row + 1, :, valid], layer.values[row : row + 1, :, valid]) for layer in self.cache.layers]
+        kv = [
+            (layer.keys[row : row + 1, :, valid], layer.values[row : row + 1, :, valid]) for layer in self.cache.layers
+        ]
         self.engine.prefix_cache.put(ids, kv)
 
     def _keep(self, rows: list[int]) -> list[int]:

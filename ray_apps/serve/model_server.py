@@ -29,12 +29,29 @@ BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 class ModelServer:
     """Streams :class:`Delta` objects for one :class:`GenerationRequest` (call with ``handle.options(stream=True)``)."""
 
-    def __init__(self, name: str, path: str, *, dtype: str, max_batch_size: int, batch_wait_timeout_s: float,
-                 token_env: str, chunk_interval_s: float, num_cpus: float, prefix_cache_mb: float):  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        *,
+        dtype: str,
+        max_batch_size: int,
+        batch_wait_timeout_s: float,
+        token_env: str,
+        chunk_interval_s: float,
+        num_cpus: float,
+        prefix_cache_mb: float,
+    ):
         self.name = name
-        torch.set_num_threads(max(1, math.ceil(num_cpus)))  # Ray gives a fractional replica one thread; use what it reserved
+        torch.set_num_threads(
+            max(1, math.ceil(num_cpus))
+        )  # Ray gives a fractional replica one thread; use what it reserved
         self.engine = HFEngine(path, dtype=dtype, token_env=token_env, prefix_cache_mb=prefix_cache_mb)
-        self.max_batch_size, self.batch_wait_timeout_s, self.chunk_interval_s = max_batch_size, batch_wait_timeout_s, chunk_interval_s
+        self.max_batch_size, self.batch_wait_timeout_s, self.chunk_interval_s = (
+            max_batch_size,
+            batch_wait_timeout_s,
+            chunk_interval_s,
+        )
         self.waiting: asyncio.Queue | None = None  # (request, caller's queue), made on the replica's event loop
         self.cancelled: set[asyncio.Queue] = set()
         self.loop_task: asyncio.Task | None = None
@@ -44,8 +61,12 @@ class ModelServer:
             "realm_serve_batch_size", "Sequences decoded together per step.", BATCH_BOUNDARIES, tag_keys=("model",)
         )
         self.tokens_metric = metrics.Counter("realm_serve_generated_tokens", "Tokens generated.", tag_keys=("model",))
-        self.running_metric = metrics.Gauge("realm_serve_running_sequences", "Sequences being decoded.", tag_keys=("model",))
-        self.waiting_metric = metrics.Gauge("realm_serve_waiting_requests", "Requests waiting to join the batch.", tag_keys=("model",))
+        self.running_metric = metrics.Gauge(
+            "realm_serve_running_sequences", "Sequences being decoded.", tag_keys=("model",)
+        )
+        self.waiting_metric = metrics.Gauge(
+            "realm_serve_waiting_requests", "Requests waiting to join the batch.", tag_keys=("model",)
+        )
         for metric in (self.batch_size_metric, self.tokens_metric, self.running_metric, self.waiting_metric):
             metric.set_default_tags(tags)
 

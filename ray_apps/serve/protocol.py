@@ -18,8 +18,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletio
 from openai.types.chat.chat_completion import Choice as ChatChoice
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
-from ray.exceptions import RayActorError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ray.exceptions import RayActorError
 
 logger = logging.getLogger("ray.serve")
 
@@ -27,7 +27,15 @@ logger = logging.getLogger("ray.serve")
 class APIError(Exception):
     """An error answered with an OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
 
@@ -36,9 +44,18 @@ class APIError(Exception):
 
 
 #: OpenAI parameters the hf engine does not implement: a request that sets them gets a 400, not a silent default.
-_UNSUPPORTED = {"logprobs": (None, False), "top_logprobs": (None, 0), "logit_bias": (None, {}), "tools": (None, []),
-                "functions": (None, []), "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0),
-                "best_of": (None, 1), "echo": (None, False), "suffix": (None, "")}  # fmt: skip
+_UNSUPPORTED = {
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "tools": (None, []),
+    "functions": (None, []),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+    "best_of": (None, 1),
+    "echo": (None, False),
+    "suffix": (None, ""),
+}
 
 
 class _Request(BaseModel):
@@ -85,7 +102,9 @@ class _Message(BaseModel):
         parts = []
         for part in self.content:
             if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise APIError(400, "only text content parts are supported", param="messages", code="unsupported_content")
+                raise APIError(
+                    400, "only text content parts are supported", param="messages", code="unsupported_content"
+                )
             parts.append(part["text"])
         return "".join(parts)
 
@@ -133,36 +152,83 @@ def new_id(prefix: str) -> str:
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
-    return CompletionUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
+    return CompletionUsage(
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+    )
 
 
-def chat_completion(id: str, model: str, texts: list[str], finishes: list[str], prompt_tokens: int, completion_tokens: int) -> ChatCompletion:
+def chat_completion(
+    id: str, model: str, texts: list[str], finishes: list[str], prompt_tokens: int, completion_tokens: int
+) -> ChatCompletion:
     choices = [
         ChatChoice(index=i, message=ChatCompletionMessage(role="assistant", content=t), finish_reason=f)
         for i, (t, f) in enumerate(zip(texts, finishes))
     ]
-    return ChatCompletion(id=id, object="chat.completion", created=int(time.time()), model=model, choices=choices,
-                          usage=usage(prompt_tokens, completion_tokens))  # fmt: skip
+    return ChatCompletion(
+        id=id,
+        object="chat.completion",
+        created=int(time.time()),
+        model=model,
+        choices=choices,
+        usage=usage(prompt_tokens, completion_tokens),
+    )
 
 
-def chat_chunk(id: str, model: str, index: int | None = None, *, role: str | None = None, content: str | None = None,
-               finish_reason: str | None = None, usage_: CompletionUsage | None = None) -> ChatCompletionChunk:  # fmt: skip
-    choices = [] if index is None else [ChunkChoice(index=index, delta=ChoiceDelta(role=role, content=content), finish_reason=finish_reason)]
-    return ChatCompletionChunk(id=id, object="chat.completion.chunk", created=int(time.time()), model=model, choices=choices, usage=usage_)
+def chat_chunk(
+    id: str,
+    model: str,
+    index: int | None = None,
+    *,
+    role: str | None = None,
+    content: str | None = None,
+    finish_reason: str | None = None,
+    usage_: CompletionUsage | None = None,
+) -> ChatCompletionChunk:
+    choices = (
+        []
+        if index is None
+        else [ChunkChoice(index=index, delta=ChoiceDelta(role=role, content=content), finish_reason=finish_reason)]
+    )
+    return ChatCompletionChunk(
+        id=id, object="chat.completion.chunk", created=int(time.time()), model=model, choices=choices, usage=usage_
+    )
 
 
-def completion(id: str, model: str, texts: list[str], finishes: list[str], prompt_tokens: int, completion_tokens: int) -> Completion:
+def completion(
+    id: str, model: str, texts: list[str], finishes: list[str], prompt_tokens: int, completion_tokens: int
+) -> Completion:
     choices = [CompletionChoice(index=i, text=t, finish_reason=f) for i, (t, f) in enumerate(zip(texts, finishes))]
-    return Completion(id=id, object="text_completion", created=int(time.time()), model=model, choices=choices,
-                      usage=usage(prompt_tokens, completion_tokens))  # fmt: skip
+    return Completion(
+        id=id,
+        object="text_completion",
+        created=int(time.time()),
+        model=model,
+        choices=choices,
+        usage=usage(prompt_tokens, completion_tokens),
+    )
 
 
-def completion_chunk(id: str, model: str, index: int | None = None, *, text: str = "", finish_reason: str | None = None,
-                     usage_: CompletionUsage | None = None) -> dict:  # fmt: skip
+def completion_chunk(
+    id: str,
+    model: str,
+    index: int | None = None,
+    *,
+    text: str = "",
+    finish_reason: str | None = None,
+    usage_: CompletionUsage | None = None,
+) -> dict:
     """A streamed completion chunk (a dict: the ``openai`` type has no null ``finish_reason`` mid-stream)."""
-    choices = [] if index is None else [{"index": index, "text": text, "finish_reason": finish_reason, "logprobs": None}]
-    return {"id": id, "object": "text_completion", "created": int(time.time()), "model": model, "choices": choices,
-            "usage": usage_.model_dump() if usage_ else None}  # fmt: skip
+    choices = (
+        [] if index is None else [{"index": index, "text": text, "finish_reason": finish_reason, "logprobs": None}]
+    )
+    return {
+        "id": id,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": usage_.model_dump() if usage_ else None,
+    }
 
 
 def sse(payload: BaseModel | dict | str) -> str:
@@ -179,6 +245,8 @@ def as_api_error(exc: Exception) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, RayActorError):
-        return APIError(503, "The model replica is restarting; retry shortly.", type="server_error", code="replica_unavailable")
+        return APIError(
+            503, "The model replica is restarting; retry shortly.", type="server_error", code="replica_unavailable"
+        )
     logger.exception("request failed")
     return APIError(500, f"Internal error: {type(exc).__name__}: {exc}", type="server_error", code="internal_error")

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from fastapi import FastAPI, Request
-from jinja2 import TemplateError
 from fastapi.responses import JSONResponse, StreamingResponse
+from jinja2 import TemplateError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
@@ -46,8 +46,16 @@ async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
 class OpenAIRouter:
     """Routes OpenAI requests to the `ModelServer` deployment of the model they name."""
 
-    def __init__(self, models: dict[str, DeploymentHandle], paths: dict[str, str], *, max_model_len: int | None,
-                 max_n: int, api_key_sha256: str | None, token_env: str):  # fmt: skip
+    def __init__(
+        self,
+        models: dict[str, DeploymentHandle],
+        paths: dict[str, str],
+        *,
+        max_model_len: int | None,
+        max_n: int,
+        api_key_sha256: str | None,
+        token_env: str,
+    ):
         self.handles = {name: handle.options(stream=True) for name, handle in models.items()}
         self.tokenizers = {name: load_tokenizer(path, token_env) for name, path in paths.items()}
         self.context = {name: max_model_len or context_length(path, token_env) for name, path in paths.items()}
@@ -55,12 +63,19 @@ class OpenAIRouter:
         self.api_key_sha256 = api_key_sha256
         self.created = int(time.time())
         self.requests_metric = metrics.Counter(
-            "realm_serve_requests", "HTTP requests by model, endpoint and status.", tag_keys=("model", "endpoint", "status")
+            "realm_serve_requests",
+            "HTTP requests by model, endpoint and status.",
+            tag_keys=("model", "endpoint", "status"),
         )
         self.latency_metric = metrics.Histogram(
-            "realm_serve_request_latency_s", "Seconds from request to last token.", LATENCY_BOUNDARIES, tag_keys=("model", "endpoint")
+            "realm_serve_request_latency_s",
+            "Seconds from request to last token.",
+            LATENCY_BOUNDARIES,
+            tag_keys=("model", "endpoint"),
         )
-        self.prompt_tokens_metric = metrics.Counter("realm_serve_prompt_tokens", "Prompt tokens received.", tag_keys=("model",))
+        self.prompt_tokens_metric = metrics.Counter(
+            "realm_serve_prompt_tokens", "Prompt tokens received.", tag_keys=("model",)
+        )
 
     # --- endpoints -------------------------------------------------------------------------
 
@@ -71,7 +86,10 @@ class OpenAIRouter:
     @api.get("/v1/models")
     async def list_models(self, request: Request) -> dict:
         self._authorize(request)
-        data = [{"id": name, "object": "model", "created": self.created, "owned_by": "realm"} for name in sorted(self.handles)]
+        data = [
+            {"id": name, "object": "model", "created": self.created, "owned_by": "realm"}
+            for name in sorted(self.handles)
+        ]
         return {"object": "list", "data": data}
 
     @api.post("/v1/chat/completions")
@@ -91,13 +109,23 @@ class OpenAIRouter:
             request = protocol.parse_request(await http.body(), schema)
             model = request.model
             if model not in self.handles:
-                raise APIError(404, f"The model `{model}` does not exist. Served: {sorted(self.handles)}.", param="model", code="model_not_found")
+                raise APIError(
+                    404,
+                    f"The model `{model}` does not exist. Served: {sorted(self.handles)}.",
+                    param="model",
+                    code="model_not_found",
+                )
             prompts = self._prompts(request, endpoint)
-            choices = [(p, replace(params, seed=None if params.seed is None else params.seed + j))
-                       for p, params in prompts for j in range(request.n)]  # fmt: skip
+            choices = [
+                (p, replace(params, seed=None if params.seed is None else params.seed + j))
+                for p, params in prompts
+                for j in range(request.n)
+            ]
             prompt_tokens = sum(len(ids) for ids, _ in prompts)
             self.prompt_tokens_metric.inc(prompt_tokens, tags={"model": model})
-            deltas = self._merge([self.handles[model].generate.remote(GenerationRequest(ids, p, request.stream)) for ids, p in choices])
+            deltas = self._merge(
+                [self.handles[model].generate.remote(GenerationRequest(ids, p, request.stream)) for ids, p in choices]
+            )
             if request.stream:
                 events = self._events(deltas, request, endpoint, len(choices), prompt_tokens, started)
                 return StreamingResponse(events, media_type="text/event-stream")
@@ -107,7 +135,14 @@ class OpenAIRouter:
                 completion_tokens += delta.tokens
                 finishes[index] = delta.finish_reason or finishes[index]
             build = protocol.chat_completion if endpoint == "chat" else protocol.completion
-            body = build(protocol.new_id("chatcmpl" if endpoint == "chat" else "cmpl"), model, texts, finishes, prompt_tokens, completion_tokens)
+            body = build(
+                protocol.new_id("chatcmpl" if endpoint == "chat" else "cmpl"),
+                model,
+                texts,
+                finishes,
+                prompt_tokens,
+                completion_tokens,
+            )
             self._observe(model, endpoint, 200, started)
             return JSONResponse(body.model_dump(exclude_none=False))
         except Exception as exc:
@@ -122,10 +157,16 @@ class OpenAIRouter:
             raise APIError(400, f"n must be at most {self.max_n}", param="n", code="invalid_value")
         if endpoint == "chat":
             try:
-                text = tokenizer.apply_chat_template(request.chat_messages(), add_generation_prompt=True, tokenize=False)
+                text = tokenizer.apply_chat_template(
+                    request.chat_messages(), add_generation_prompt=True, tokenize=False
+                )
             except (TemplateError, ValueError) as exc:  # e.g. a template that insists on alternating roles
-                raise APIError(400, f"messages do not fit this model's chat template: {exc}", param="messages",
-                               code="invalid_messages") from None  # fmt: skip
+                raise APIError(
+                    400,
+                    f"messages do not fit this model's chat template: {exc}",
+                    param="messages",
+                    code="invalid_messages",
+                ) from None
             encoded, param = [tokenizer(text, add_special_tokens=False).input_ids], "messages"
         else:
             encoded, param = [tokenizer(p).input_ids for p in request.prompt], "prompt"
@@ -133,24 +174,50 @@ class OpenAIRouter:
         out = []
         for ids in encoded:
             if len(ids) >= limit:
-                raise APIError(400, f"This model's maximum context length is {limit} tokens. However, your {param} "
-                               f"resulted in {len(ids)} tokens.", param=param, code="context_length_exceeded")  # fmt: skip
+                raise APIError(
+                    400,
+                    f"This model's maximum context length is {limit} tokens. However, your {param} "
+                    f"resulted in {len(ids)} tokens.",
+                    param=param,
+                    code="context_length_exceeded",
+                )
             room = limit - len(ids)
             if request.max_tokens is not None and request.max_tokens > room:
-                raise APIError(400, f"This model's maximum context length is {limit} tokens. However, you requested "
-                               f"{len(ids) + request.max_tokens} tokens ({len(ids)} in the {param}, {request.max_tokens} "
-                               "for the completion).", param="max_tokens", code="context_length_exceeded")  # fmt: skip
+                raise APIError(
+                    400,
+                    f"This model's maximum context length is {limit} tokens. However, you requested "
+                    f"{len(ids) + request.max_tokens} tokens ({len(ids)} in the {param}, {request.max_tokens} "
+                    "for the completion).",
+                    param="max_tokens",
+                    code="context_length_exceeded",
+                )
             params = SamplingParams(
-                max_tokens=request.max_tokens or room, temperature=request.temperature, top_p=request.top_p,
-                stop=tuple(request.stop), seed=request.seed, skip_special_tokens=request.skip_special_tokens,
-            )  # fmt: skip
+                max_tokens=request.max_tokens or room,
+                temperature=request.temperature,
+                top_p=request.top_p,
+                stop=tuple(request.stop),
+                seed=request.seed,
+                skip_special_tokens=request.skip_special_tokens,
+            )
             out.append((ids, params))
         return out
 
-    async def _events(self, deltas: AsyncIterator[tuple[int, Delta]], request, endpoint: str, n: int,
-                      prompt_tokens: int, started: float) -> AsyncIterator[str]:  # fmt: skip
+    async def _events(
+        self,
+        deltas: AsyncIterator[tuple[int, Delta]],
+        request,
+        endpoint: str,
+        n: int,
+        prompt_tokens: int,
+        started: float,
+    ) -> AsyncIterator[str]:
         """The SSE stream: a role chunk per choice (chat), content chunks, finish chunks, usage, [DONE]."""
-        rid, model, completion_tokens, status = protocol.new_id("chatcmpl" if endpoint == "chat" else "cmpl"), request.model, 0, 200
+        rid, model, completion_tokens, status = (
+            protocol.new_id("chatcmpl" if endpoint == "chat" else "cmpl"),
+            request.model,
+            0,
+            200,
+        )
         try:
             if endpoint == "chat":
                 for i in range(n):
@@ -160,13 +227,21 @@ class OpenAIRouter:
                 if not delta.text and delta.finish_reason is None:
                     continue
                 if endpoint == "chat":
-                    chunk = protocol.chat_chunk(rid, model, index, content=delta.text or None, finish_reason=delta.finish_reason)
+                    chunk = protocol.chat_chunk(
+                        rid, model, index, content=delta.text or None, finish_reason=delta.finish_reason
+                    )
                 else:
-                    chunk = protocol.completion_chunk(rid, model, index, text=delta.text, finish_reason=delta.finish_reason)
+                    chunk = protocol.completion_chunk(
+                        rid, model, index, text=delta.text, finish_reason=delta.finish_reason
+                    )
                 yield protocol.sse(chunk)
             if request.include_usage:
                 usage = protocol.usage(prompt_tokens, completion_tokens)
-                final = protocol.chat_chunk(rid, model, usage_=usage) if endpoint == "chat" else protocol.completion_chunk(rid, model, usage_=usage)
+                final = (
+                    protocol.chat_chunk(rid, model, usage_=usage)
+                    if endpoint == "chat"
+                    else protocol.completion_chunk(rid, model, usage_=usage)
+                )
                 yield protocol.sse(final)
         except Exception as exc:  # headers are sent: report the error in the stream, as OpenAI does
             error = protocol.as_api_error(exc)
@@ -212,7 +287,9 @@ class OpenAIRouter:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         presented = hashlib.sha256(token.strip().encode()).hexdigest()
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented, self.api_key_sha256):
-            raise APIError(401, "Missing or invalid API key: send `Authorization: Bearer <key>`.", code="invalid_api_key")
+            raise APIError(
+                401, "Missing or invalid API key: send `Authorization: Bearer <key>`.", code="invalid_api_key"
+            )
 
     def _observe(self, model: str, endpoint: str, status: int, started: float) -> None:
         self.requests_metric.inc(tags={"model": model, "endpoint": endpoint, "status": str(status)})

@@ -53,7 +53,12 @@ class ProgressCallback(TrainerCallback):
             f"packing {extra['packing_efficiency']:.3f} eta {extra['eta_seconds']:.0f}s",
             flush=True,
         )
-        values = {"step": state.global_step, "loss": logs["loss"], "learning_rate": logs.get("learning_rate", 0), **extra}
+        values = {
+            "step": state.global_step,
+            "loss": logs["loss"],
+            "learning_rate": logs.get("learning_rate", 0),
+            **extra,
+        }
         for name, gauge in self._gauges().items():
             gauge.set(float(values[name]), tags={"role": self.role})
 

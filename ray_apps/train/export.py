@@ -12,7 +12,9 @@ MODEL_DIR = "model"
 FINAL_MARKER = "FINAL.json"
 
 
-def save_final_model(trainer, tokenizer, out: Path, base_model: str, cfg: TrainConfig, rank: int, token_env: str) -> None:
+def save_final_model(
+    trainer, tokenizer, out: Path, base_model: str, cfg: TrainConfig, rank: int, token_env: str
+) -> None:
     """Every rank must call this (ZeRO-3 gathers the weights); rank 0 writes ``out``.
 
     With LoRA the adapter is merged into the base weights, so the result loads without peft.

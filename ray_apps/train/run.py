@@ -41,14 +41,19 @@ def _read(data: str, split: str) -> ray.data.Dataset | None:
     if not files:
         return None
     context = ray.data.DataContext.get_current()
-    bars, context.enable_progress_bars = context.enable_progress_bars, False  # workers read it every epoch: bars there are noise
+    bars, context.enable_progress_bars = (
+        context.enable_progress_bars,
+        False,
+    )  # workers read it every epoch: bars there are noise
     try:
         return ray.data.read_parquet([str(f) for f in files])  # the dataset keeps a copy of the context
     finally:
         context.enable_progress_bars = bars
 
 
-def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None, evaluation: ray.data.Dataset | None) -> None:
+def _check(
+    config: PipelineConfig, paths: dict, train: ray.data.Dataset | None, evaluation: ray.data.Dataset | None
+) -> None:
     cfg = config.train
     if train is None or train.count() == 0:
         where = PreparedData(Path(paths["data"])).split("train")
@@ -58,7 +63,9 @@ def _check(config: PipelineConfig, paths: dict, train: ray.data.Dataset | None, 
         raise TrainError(f"train.eval_data: no eval split in {where} (a `realm prepare` output)")
     positions = getattr(load_model_config(paths["model"], config.model.hf_token_env), "max_position_embeddings", None)
     if positions is not None and cfg.max_length > positions:
-        raise TrainError(f"train.max_length={cfg.max_length} is larger than the model's {positions} positions ({paths['model']})")
+        raise TrainError(
+            f"train.max_length={cfg.max_length} is larger than the model's {positions} positions ({paths['model']})"
+        )
     try:
         accumulation_steps(cfg, cfg.num_workers)
     except ValueError as exc:
@@ -114,8 +121,11 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
         shutil.copytree(Path(directory) / MODEL_DIR, output)
     write_run_config(config, output)
     metrics = {**result.metrics, "output": str(output)}
-    print(f"[train {role}] done: step {metrics.get('step')}, eval loss {metrics.get('eval_loss_first')} -> "
-          f"{metrics.get('eval_loss_last')}; model -> {output}", flush=True)
+    print(
+        f"[train {role}] done: step {metrics.get('step')}, eval loss {metrics.get('eval_loss_first')} -> "
+        f"{metrics.get('eval_loss_last')}; model -> {output}",
+        flush=True,
+    )
     return metrics
 
 

@@ -36,7 +36,10 @@ def _split(name: str, role: str, cfg: TrainConfig) -> datasets.Dataset | None:
         return None
     if shard is None:
         return None
-    rows = [{"messages": training_messages(record_from_row(r), role, cfg.end_marker, cfg.simulator_prompt)} for r in shard.iter_rows()]
+    rows = [
+        {"messages": training_messages(record_from_row(r), role, cfg.end_marker, cfg.simulator_prompt)}
+        for r in shard.iter_rows()
+    ]
     return datasets.Dataset.from_list(rows) if rows else None
 
 
@@ -74,7 +77,14 @@ def _train(loop: dict, work: Path) -> None:
     train = _split("train", role, cfg)
     evaluation = _split("eval", role, cfg)
     trainer, counter = build_trainer(
-        cfg, model_path, tokenizer, train, evaluation, str(work / "output"), world_size=world, token_env=loop["token_env"]
+        cfg,
+        model_path,
+        tokenizer,
+        train,
+        evaluation,
+        str(work / "output"),
+        world_size=world,
+        token_env=loop["token_env"],
     )
     trainer.add_callback(ProgressCallback(counter, role))
     trainer.add_callback(RayTrainReportCallback())
@@ -90,7 +100,9 @@ def _train(loop: dict, work: Path) -> None:
         "resumed_from_step": start_step,
         "eval_loss_first": evals[0] if evals else None,
         "eval_loss_last": evals[-1] if evals else None,
-        "train_loss": next((log["train_loss"] for log in reversed(trainer.state.log_history) if "train_loss" in log), None),
+        "train_loss": next(
+            (log["train_loss"] for log in reversed(trainer.state.log_history) if "train_loss" in log), None
+        ),
         "packing_efficiency": round(counter.efficiency, 4),
     }
     final = work / "final"

@@ -10,8 +10,8 @@ from ray_apps.config import load_config
 from ray_apps.eval import run_answers, run_judge, run_show, run_simulator
 from ray_apps.eval.fastchat import load_answers, read_jsonl
 
-from ..helpers import ROOT, start_tiny_app
 from ..fake_judge import FakeJudge
+from ..helpers import ROOT, start_tiny_app
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,8 @@ QUESTIONS = [
     {"question_id": 2, "category": "math", "turns": ["What is 6 x 7?", "And 6 x 8?"]},
     {"question_id": 3, "category": "generic", "turns": ["Say hello."]},
 ]
-ANSWERS = {  # what the scripted judge reacts to: GOOD, BAD, FLAKY (unparseable once), NEVER (always), BIAS (always [[A]])
+# What the scripted judge reacts to: GOOD, BAD, FLAKY (unparseable once), NEVER (always), BIAS (always [[A]]).
+ANSWERS = {
     "alpha": {1: ["GOOD poem", "GOOD short poem"], 2: ["GOOD 42", "FLAKY 48"], 3: ["NEVER mind"]},
     "beta": {1: ["BAD poem", "BAD short poem"], 2: ["BAD 41", "BIAS 40"], 3: ["plain hello"]},
 }
@@ -39,15 +40,26 @@ def bench(tmp_path, benchmarks_dir, judge):
     questions = tmp_path / "question.jsonl"
     questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
     reference = tmp_path / "reference.jsonl"
-    reference.write_text(json.dumps({"question_id": 2, "choices": [{"index": 0, "turns": ["REFERENCE 42", "REFERENCE 48"]}]}) + "\n")
+    reference.write_text(
+        json.dumps({"question_id": 2, "choices": [{"index": 0, "turns": ["REFERENCE 42", "REFERENCE 48"]}]}) + "\n"
+    )
     answers = tmp_path / "eval" / "hand" / "model_answer"
     answers.mkdir(parents=True)
     for model, turns in ANSWERS.items():
-        (answers / f"{model}.jsonl").write_text("".join(
-            json.dumps({"question_id": q, "model_id": model, "choices": [{"index": 0, "turns": t}]}) + "\n" for q, t in turns.items()))  # fmt: skip
+        (answers / f"{model}.jsonl").write_text(
+            "".join(
+                json.dumps({"question_id": q, "model_id": model, "choices": [{"index": 0, "turns": t}]}) + "\n"
+                for q, t in turns.items()
+            )
+        )
     benchmarks = f"[{{name: hand, questions: '{questions}', reference_answers: '{reference}'}}]"
-    return [f"run.workdir={tmp_path}", f"eval.output={tmp_path / 'eval'}", f"eval.benchmarks={benchmarks}",
-            f"eval.judge={{model: judge, base_url: '{judge.url}'}}", f"eval.judge_prompts={benchmarks_dir / 'judge_prompts.jsonl'}"]  # fmt: skip
+    return [
+        f"run.workdir={tmp_path}",
+        f"eval.output={tmp_path / 'eval'}",
+        f"eval.benchmarks={benchmarks}",
+        f"eval.judge={{model: judge, base_url: '{judge.url}'}}",
+        f"eval.judge_prompts={benchmarks_dir / 'judge_prompts.jsonl'}",
+    ]
 
 
 def _judge_calls(fake) -> int:
@@ -68,7 +80,10 @@ def test_single_grading_retries_unparseable_verdicts_records_errors_and_resumes(
     math = records[("alpha", 2, 1)]
     assert math["judge"] == ["judge", "single-math-v1"] and "REFERENCE 42" in math["user_prompt"]
     assert records[("alpha", 2, 2)]["judge"] == ["judge", "single-math-v1-multi-turn"]
-    assert records[("beta", 1, 2)]["judge"] == ["judge", "single-v1-multi-turn"] and "BAD poem" in records[("beta", 1, 2)]["user_prompt"]
+    assert (
+        records[("beta", 1, 2)]["judge"] == ["judge", "single-v1-multi-turn"]
+        and "BAD poem" in records[("beta", 1, 2)]["user_prompt"]
+    )
 
     before = _judge_calls(judge)
     run_judge(config)  # only the error is judged again (3 attempts)
@@ -83,10 +98,15 @@ def test_pairwise_games_are_played_in_both_orders_and_disagreement_is_a_tie(ray_
     config = load_config(None, [*bench, "eval.judge_mode=pairwise-baseline", "eval.baseline_model=beta"])
     before = _judge_calls(judge)
     run_judge(config)
-    assert _judge_calls(judge) - before == 4 * 2 + 2 + 2 * 3  # 4 games in two orders, FLAKY once more in each, NEVER 3 attempts in each
+    assert (
+        _judge_calls(judge) - before == 4 * 2 + 2 + 2 * 3
+    )  # 4 games in two orders, FLAKY once more in each, NEVER 3 attempts in each
     out = tmp_path / "eval" / "hand" / "model_judgment" / "judge_pair.jsonl"
     games = {(r["question_id"], r["turn"]): r for r in read_jsonl(out)}
-    assert (games[(1, 1)]["g1_winner"], games[(1, 1)]["g2_winner"]) == ("model_1", "model_1")  # alpha wins as A and as B
+    assert (games[(1, 1)]["g1_winner"], games[(1, 1)]["g2_winner"]) == (
+        "model_1",
+        "model_1",
+    )  # alpha wins as A and as B
     assert (games[(2, 2)]["g1_winner"], games[(2, 2)]["g2_winner"]) == ("model_1", "model_2")  # position bias
     assert games[(2, 1)]["judge"] == ["judge", "pair-math-v1"] and games[(3, 1)]["g1_winner"] == "error"
     shown = run_show([str(out)], baseline="beta", rounds=100)[str(out)]
@@ -129,9 +149,16 @@ def test_mt_bench_answers_from_the_serve_app(ray_session, usergpt, tiny_model_di
     app = start_tiny_app(usergpt, tiny_model_dir, tmp_path / "serve")
     try:
         questions = benchmarks_dir / "mt_bench" / "question.jsonl"
-        config = load_config(ROOT / "configs/tiny.yaml", [
-            f"run.workdir={tmp_path}", f"serve.port={app['port']}", f"eval.benchmarks=[{{name: mt_bench, questions: '{questions}'}}]",
-            "eval.answer.model=baseline", "eval.answer.max_tokens=8"])  # fmt: skip
+        config = load_config(
+            ROOT / "configs/tiny.yaml",
+            [
+                f"run.workdir={tmp_path}",
+                f"serve.port={app['port']}",
+                f"eval.benchmarks=[{{name: mt_bench, questions: '{questions}'}}]",
+                "eval.answer.model=baseline",
+                "eval.answer.max_tokens=8",
+            ],
+        )
         counts = run_answers(config)["mt_bench"]
     finally:
         serve.shutdown()
@@ -140,11 +167,22 @@ def test_mt_bench_answers_from_the_serve_app(ray_session, usergpt, tiny_model_di
     assert all(len(a["choices"][0]["turns"]) == 2 and a["model_id"] == "baseline" for a in answers.values())
 
 
-def test_the_trained_simulator_predicts_human_turns_better_than_the_base(usergpt, tiny_model_dir, prepared_sample, tmp_path):
-    config = load_config(ROOT / "configs/tiny.yaml", [
-        f"run.workdir={tmp_path}", f"eval.simulator_model={usergpt['output']}", f"eval.simulator_base={tiny_model_dir}",
-        f"eval.heldout={prepared_sample / 'parquet' / 'eval'}"])  # fmt: skip
+def test_the_trained_simulator_predicts_human_turns_better_than_the_base(
+    usergpt, tiny_model_dir, prepared_sample, tmp_path
+):
+    config = load_config(
+        ROOT / "configs/tiny.yaml",
+        [
+            f"run.workdir={tmp_path}",
+            f"eval.simulator_model={usergpt['output']}",
+            f"eval.simulator_base={tiny_model_dir}",
+            f"eval.heldout={prepared_sample / 'parquet' / 'eval'}",
+        ],
+    )
     result = run_simulator(config)
     assert result["conversations"] > 0 and result["simulator"]["tokens"] == result["base"]["tokens"] > 0
     assert result["simulator"]["perplexity"] < result["base"]["perplexity"]
-    assert json.loads((tmp_path / "eval" / "simulator.json").read_text())["simulator"]["perplexity"] == result["simulator"]["perplexity"]
+    assert (
+        json.loads((tmp_path / "eval" / "simulator.json").read_text())["simulator"]["perplexity"]
+        == result["simulator"]["perplexity"]
+    )

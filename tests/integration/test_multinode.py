@@ -12,8 +12,19 @@ pytestmark = pytest.mark.integration
 
 
 def test_rollout_and_training_run_on_both_nodes(prepared_sample, tiny_model_dir, tmp_path):
-    run = subprocess.run([sys.executable, str(ROOT / "tests" / "multinode_run.py"), str(prepared_sample), str(tiny_model_dir), str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "multinode_run.py"),
+            str(prepared_sample),
+            str(tiny_model_dir),
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert len(result["nodes"]) == 2 and result["sessions"] > 0

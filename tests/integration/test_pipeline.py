@@ -20,8 +20,17 @@ pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 STAGES = ["prepare", "init-model", "train-usergpt", "train-baseline", "rollout", "train-realm", "eval"]
 # The tiny default, smaller: a test checks that the stages join up, not what they learn.
-SMALL = ["rollout.num_sessions=24", "rollout.max_turns=2", "rollout.user.max_tokens=32", "rollout.assistant.max_tokens=32",
-         "eval.answer.max_tokens=24", "eval.stats_sample=50", "train.max_steps=4", "train.eval_steps=4", "train.save_steps=4"]  # fmt: skip
+SMALL = [
+    "rollout.num_sessions=24",
+    "rollout.max_turns=2",
+    "rollout.user.max_tokens=32",
+    "rollout.assistant.max_tokens=32",
+    "eval.answer.max_tokens=24",
+    "eval.stats_sample=50",
+    "train.max_steps=4",
+    "train.eval_steps=4",
+    "train.save_steps=4",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +43,22 @@ def head():
 def submitted(head, tmp_path_factory):
     """The pipeline submitted as a Ray job: `ray job submit --working-dir . -- python jobs/pipeline.py ...`."""
     workdir = tmp_path_factory.mktemp("job") / "run"
-    command = [str(BIN / "ray"), "job", "submit", "--address", head["address"], "--working-dir", str(ROOT), "--",
-               "python", "jobs/pipeline.py", "--config", "configs/tiny.yaml", f"run.workdir={workdir}", *SMALL]  # fmt: skip
+    command = [
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        head["address"],
+        "--working-dir",
+        str(ROOT),
+        "--",
+        "python",
+        "jobs/pipeline.py",
+        "--config",
+        "configs/tiny.yaml",
+        f"run.workdir={workdir}",
+        *SMALL,
+    ]
     for _ in range(30):  # the head answers `ray job list` a little before its job agent takes submissions
         job = subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=1500)
         if "No available agent to submit job" not in job.stderr + job.stdout:
@@ -47,9 +70,24 @@ def submitted(head, tmp_path_factory):
 
 def _pipeline(head, workdir, *overrides):
     """`realm pipeline` as a driver connected to the `ray start` cluster, output captured."""
-    command = [str(BIN / "realm"), "pipeline", "--config", "configs/tiny.yaml", f"run.workdir={workdir}", *SMALL, *overrides]
-    return subprocess.Popen(command, cwd=ROOT, env=head["env"] | {"RAY_ADDRESS": head["gcs"]}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    command = [
+        str(BIN / "realm"),
+        "pipeline",
+        "--config",
+        "configs/tiny.yaml",
+        f"run.workdir={workdir}",
+        *SMALL,
+        *overrides,
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=head["env"] | {"RAY_ADDRESS": head["gcs"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_the_submitted_job_writes_every_artefact(submitted):
@@ -64,7 +102,10 @@ def test_the_submitted_job_writes_every_artefact(submitted):
     failures = (root / "realchat" / "failures.jsonl").read_text().splitlines()
     assert len(sessions) + len(failures) == 24 and sessions
     for model in ("baseline", "realm"):
-        answers = [json.loads(line) for line in (root / "eval" / "demo" / "model_answer" / f"{model}.jsonl").read_text().splitlines()]
+        answers = [
+            json.loads(line)
+            for line in (root / "eval" / "demo" / "model_answer" / f"{model}.jsonl").read_text().splitlines()
+        ]
         assert len(answers) == 10 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
     stats = json.loads((root / "eval" / "stats" / "stats.json").read_text())
     assert set(stats["stats"]) == {"real", "simulated"} and stats["stats"]["simulated"]["sessions"] == len(sessions)
@@ -74,7 +115,11 @@ def test_the_submitted_job_writes_every_artefact(submitted):
     assert set(manifest["stages"]) == set(STAGES) and manifest["packages"]["ray"] and manifest["config_fingerprint"]
     assert all(manifest["stages"][s]["seconds"] > 0 and manifest["stages"][s]["artefacts"] for s in STAGES)
     report = (root / "report" / "report.md").read_text()
-    assert "## Real vs simulated data" in report and "## Benchmark answers" in report and "Skipped: no judge endpoint" in report
+    assert (
+        "## Real vs simulated data" in report
+        and "## Benchmark answers" in report
+        and "Skipped: no judge endpoint" in report
+    )
     assert f"report: {root / 'report' / 'report.html'}" in submitted["log"]
     assert (root / "report" / "report.html").is_file()
 
@@ -103,7 +148,11 @@ def test_killed_during_rollout_then_rerun_keeps_every_seed_once(head, submitted)
     out, _ = rerun.communicate(timeout=1200)
     assert rerun.returncode == 0, out[-4000:]
     assert "rollout: resuming" in out and "train-usergpt: done before, skipped" in out
-    records = [json.loads(line) for f in ("data/sessions.jsonl", "failures.jsonl") for line in (root / "realchat" / f).read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for f in ("data/sessions.jsonl", "failures.jsonl")
+        for line in (root / "realchat" / f).read_text().splitlines()
+    ]
     assert len(records) == 40 == len({r["id"] for r in records})  # every seed exactly once
     before = re.search(r"\[rollout\] 40 seeds: (\d+) finished before", out)
     assert before and int(before.group(1)) >= 6, out[-3000:]  # the killed run's sessions were kept, not redone

@@ -41,8 +41,18 @@ def test_sample_corpus_is_cleaned_and_every_record_is_accounted_for(sample_run):
     rejects = _rejects(out)
     assert summary["input_records"] == summary["conversations_kept"] + sum(summary["rejected"].values())
     assert Counter(r["reason"] for r in rejects) == Counter(summary["rejected"])
-    for reason in ("invalid_json", "invalid_utf8", "missing_conversations", "unknown_role", "value_not_string",
-                   "not_alternating", "language", "blocklisted", "exact_duplicate", "too_short"):
+    for reason in (
+        "invalid_json",
+        "invalid_utf8",
+        "missing_conversations",
+        "unknown_role",
+        "value_not_string",
+        "not_alternating",
+        "language",
+        "blocklisted",
+        "exact_duplicate",
+        "too_short",
+    ):
         assert summary["rejected"].get(reason), reason
     assert all(r["source"] and r["line"] > 0 for r in rejects)
     assert {"html_to_markdown", "merged_messages", "leading_assistant_dropped"} <= set(summary["fixes"])
@@ -53,14 +63,20 @@ def test_output_records_are_clean_and_well_formed(sample_run):
     out, summary = sample_run
     train, evals = _records(out, "train"), _records(out, "eval")
     assert len(train) == summary["segments"]["train"] and len(evals) == summary["segments"]["eval"] > 0
-    by_id = lambda records: sorted(records, key=lambda r: r["id"])
+
+    def by_id(records):
+        return sorted(records, key=lambda r: r["id"])
+
     assert by_id(_records(out, "train", "jsonl")) == by_id(train)
     for record in train + evals:
         roles = [m["role"] for m in record["messages"] if m["role"] != "system"]
         assert roles[0] == "user" and all(a != b for a, b in zip(roles, roles[1:]))
         assert all("<div" not in m["content"] and "<p>" not in m["content"] for m in record["messages"])
         assert record["meta"]["language"] == "en" and record["meta"]["split"] in ("train", "eval")
-    base = lambda rid: rid.split("#")[0]
+
+    def base(rid):
+        return rid.split("#")[0]
+
     assert not {base(r["id"]) for r in train} & {base(r["id"]) for r in evals}  # segments never straddle splits
     assert len({r["id"] for r in train + evals}) == len(train) + len(evals)
     assert any(r["meta"]["num_segments"] > 1 for r in train)  # tiny max_tokens cuts long ones
@@ -83,7 +99,10 @@ def test_corrupted_lines_are_all_rejected_and_valid_records_all_come_through(ray
     random.Random(0).shuffle(lines)
     src = tmp_path / "mixed.jsonl"
     src.write_text("\n".join(lines) + "\n")
-    cfg = load_config(ROOT / "configs/tiny.yaml", ["prepare.dedup.exact=false", "prepare.dedup.near=false", "prepare.segment.max_tokens=100000"])
+    cfg = load_config(
+        ROOT / "configs/tiny.yaml",
+        ["prepare.dedup.exact=false", "prepare.dedup.near=false", "prepare.segment.max_tokens=100000"],
+    )
     summary = run_prepare(cfg, [str(src)], str(tmp_path / "out"))
     assert summary["rejected"] == {"invalid_json": 1000}
     kept_ids = {r["id"] for split in ("train", "eval") for r in _records(tmp_path / "out", split)}

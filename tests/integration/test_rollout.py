@@ -17,8 +17,8 @@ from ray import serve
 from ray_apps.config import load_config
 from ray_apps.rollout import RolloutError, run_rollout
 
-from ..helpers import ROOT, start_tiny_app
 from ..fake_endpoint import FakeEndpoint
+from ..helpers import ROOT, start_tiny_app
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +32,18 @@ def app(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
 
 
 def _config(tmp_path, user_url, assistant_url, *overrides, user="usergpt", assistant="baseline"):
-    return load_config(ROOT / "configs/tiny.yaml", [
-        f"run.workdir={tmp_path}", f"rollout.user.base_url={user_url}", f"rollout.assistant.base_url={assistant_url}",
-        f"rollout.user.model={user}", f"rollout.assistant.model={assistant}", "rollout.progress_interval_s=1", *overrides,
-    ])  # fmt: skip
+    return load_config(
+        ROOT / "configs/tiny.yaml",
+        [
+            f"run.workdir={tmp_path}",
+            f"rollout.user.base_url={user_url}",
+            f"rollout.assistant.base_url={assistant_url}",
+            f"rollout.user.model={user}",
+            f"rollout.assistant.model={assistant}",
+            "rollout.progress_interval_s=1",
+            *overrides,
+        ],
+    )
 
 
 def _outputs(out):
@@ -58,8 +66,16 @@ def _check_sessions(sessions, min_turns, given_answers=()):
 
 
 def test_free_rollout_with_the_tiny_models(app, tmp_path):
-    cfg = _config(tmp_path, app["url"], app["url"], "rollout.num_sessions=16", "rollout.max_turns=3", "rollout.user.max_tokens=40",
-                  "rollout.assistant.max_tokens=48", f"rollout.user.tokenizer={app['usergpt']}")  # fmt: skip
+    cfg = _config(
+        tmp_path,
+        app["url"],
+        app["url"],
+        "rollout.num_sessions=16",
+        "rollout.max_turns=3",
+        "rollout.user.max_tokens=40",
+        "rollout.assistant.max_tokens=48",
+        f"rollout.user.tokenizer={app['usergpt']}",
+    )
     summary = run_rollout(cfg)
     out = tmp_path / "realchat"
     sessions, failures = _outputs(out)
@@ -78,17 +94,33 @@ def test_free_rollout_with_the_tiny_models(app, tmp_path):
 
 def test_seeded_rollout_keeps_every_seed_once(app, tmp_path):
     seeds = tmp_path / "seeds.jsonl"
-    lines = [json.dumps({"id": f"q{i}", "question": f"How do I {task} in Python?"}) for i, task in
-             enumerate(["sort a list", "read a file", "parse JSON", "reverse a string", "merge two dicts"])]  # fmt: skip
+    lines = [
+        json.dumps({"id": f"q{i}", "question": f"How do I {task} in Python?"})
+        for i, task in enumerate(["sort a list", "read a file", "parse JSON", "reverse a string", "merge two dicts"])
+    ]
     lines += [
-        json.dumps({"id": "qa", "question": "What is a closure?", "answer": "A function that keeps the variables of its scope."}),
+        json.dumps(
+            {
+                "id": "qa",
+                "question": "What is a closure?",
+                "answer": "A function that keeps the variables of its scope.",
+            }
+        ),
         json.dumps({"id": "dup", "question": "How do I sort a list in Python?"}),  # the same opening as q0
         json.dumps({"id": "empty", "question": "  "}),
         "{broken json",
     ]
     seeds.write_text("\n".join(lines) + "\n")
-    cfg = _config(tmp_path, app["url"], app["url"], "rollout.mode=seeded", f"rollout.seeds={seeds}", "rollout.max_turns=2",
-                  "rollout.user.max_tokens=40", "rollout.assistant.max_tokens=48")  # fmt: skip
+    cfg = _config(
+        tmp_path,
+        app["url"],
+        app["url"],
+        "rollout.mode=seeded",
+        f"rollout.seeds={seeds}",
+        "rollout.max_turns=2",
+        "rollout.user.max_tokens=40",
+        "rollout.assistant.max_tokens=48",
+    )
     summary = run_rollout(cfg)
     sessions, failures = _outputs(tmp_path / "realchat")
     by_seed = {s["meta"]["seed_id"]: s for s in sessions}
@@ -107,9 +139,20 @@ def test_seeded_rollout_keeps_every_seed_once(app, tmp_path):
 def test_retries_and_failures_account_for_every_seed(ray_session, tmp_path):
     fake = FakeEndpoint(failure_rate=0.3, hang_s=2.0).start()
     try:
-        cfg = _config(tmp_path, fake.url, fake.url, "rollout.num_sessions=12", "rollout.max_turns=3", "rollout.user.timeout_s=0.5",
-                      "rollout.assistant.timeout_s=0.5", "rollout.user.max_retries=3", "rollout.assistant.max_retries=3",
-                      "rollout.breaker_error_rate=0.9", user="fake-user", assistant="fake-assistant")  # fmt: skip
+        cfg = _config(
+            tmp_path,
+            fake.url,
+            fake.url,
+            "rollout.num_sessions=12",
+            "rollout.max_turns=3",
+            "rollout.user.timeout_s=0.5",
+            "rollout.assistant.timeout_s=0.5",
+            "rollout.user.max_retries=3",
+            "rollout.assistant.max_retries=3",
+            "rollout.breaker_error_rate=0.9",
+            user="fake-user",
+            assistant="fake-assistant",
+        )
         summary = run_rollout(cfg)
     finally:
         fake.stop()
@@ -124,9 +167,22 @@ def test_retries_and_failures_account_for_every_seed(ray_session, tmp_path):
 def test_circuit_breaker_stops_the_run_with_a_clear_message(ray_session, tmp_path):
     fake = FakeEndpoint(failure_rate=1.0, hang_s=1.0).start()
     try:
-        cfg = _config(tmp_path, fake.url, fake.url, "rollout.num_sessions=30", "rollout.user.timeout_s=0.3", "rollout.user.max_retries=0",
-                      "rollout.breaker_window=6", "rollout.breaker_error_rate=0.5", user="fake-user", assistant="fake-assistant")  # fmt: skip
-        with pytest.raises(RolloutError, match=r"circuit breaker open for http://127\.0\.0\.1:\d+/v1: \d+ of the last 6 requests failed"):
+        cfg = _config(
+            tmp_path,
+            fake.url,
+            fake.url,
+            "rollout.num_sessions=30",
+            "rollout.user.timeout_s=0.3",
+            "rollout.user.max_retries=0",
+            "rollout.breaker_window=6",
+            "rollout.breaker_error_rate=0.5",
+            user="fake-user",
+            assistant="fake-assistant",
+        )
+        with pytest.raises(
+            RolloutError,
+            match=r"circuit breaker open for http://127\.0\.0\.1:\d+/v1: \d+ of the last 6 requests failed",
+        ):
             run_rollout(cfg)
     finally:
         fake.stop()
@@ -142,12 +198,25 @@ def test_an_unreachable_endpoint_fails_at_start_naming_it(ray_session, tmp_path)
 
 def test_a_killed_driver_resumes_and_keeps_every_seed_exactly_once(ray_session, tmp_path, capsys):
     fake = FakeEndpoint(delay_s=0.15).start()
-    overrides = [f"run.workdir={tmp_path}", f"rollout.user.base_url={fake.url}", f"rollout.assistant.base_url={fake.url}",
-                 "rollout.user.model=fake-user", "rollout.assistant.model=fake-assistant", "rollout.num_sessions=48",
-                 "rollout.actors=1", "rollout.sessions_per_actor=4", "rollout.max_turns=2"]  # fmt: skip
+    overrides = [
+        f"run.workdir={tmp_path}",
+        f"rollout.user.base_url={fake.url}",
+        f"rollout.assistant.base_url={fake.url}",
+        "rollout.user.model=fake-user",
+        "rollout.assistant.model=fake-assistant",
+        "rollout.num_sessions=48",
+        "rollout.actors=1",
+        "rollout.sessions_per_actor=4",
+        "rollout.max_turns=2",
+    ]
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
-    driver = subprocess.Popen([sys.executable, "-m", "ray_apps.cli", "rollout", "--config", str(ROOT / "configs/tiny.yaml"), *overrides],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "ray_apps.cli", "rollout", "--config", str(ROOT / "configs/tiny.yaml"), *overrides],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     shards = tmp_path / "realchat" / "shards"
     try:
         deadline = time.time() + 240
@@ -166,4 +235,6 @@ def test_a_killed_driver_resumes_and_keeps_every_seed_exactly_once(ray_session, 
     sessions, failures = _outputs(tmp_path / "realchat")
     ids = [r["id"] for r in sessions + failures]
     assert summary["seeds"] == 48 and len(ids) == 48 == len(set(ids))
-    assert {s["meta"]["seed_id"] for s in sessions} | {f["seed_id"] for f in failures} == {f"free-{i:06d}" for i in range(48)}
+    assert {s["meta"]["seed_id"] for s in sessions} | {f["seed_id"] for f in failures} == {
+        f"free-{i:06d}" for i in range(48)
+    }

@@ -20,7 +20,9 @@ print("cpus", ray.cluster_resources()["CPU"], "nodes", len(ray.nodes()))
 
 def test_a_local_ray_start_cluster_is_joined_although_num_cpus_is_set():
     with ray_head(num_cpus=1) as head:  # the tiny config asks for a new Ray of 2 CPUs; this one has 1
-        run = subprocess.run([sys.executable, "-c", JOIN], cwd=ROOT, env=head["env"], capture_output=True, text=True, timeout=180)
+        run = subprocess.run(
+            [sys.executable, "-c", JOIN], cwd=ROOT, env=head["env"], capture_output=True, text=True, timeout=180
+        )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "cpus 1.0 nodes 1" in run.stdout  # the running cluster, not a new local one
     assert "joining the local Ray cluster started with `ray start` (ray.num_cpus=2 is for a new one)" in run.stderr

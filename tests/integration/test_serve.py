@@ -43,7 +43,12 @@ def _stats(model: str, app_name: str = "realm") -> dict:
 
 def _prompt_tokens(path: str, messages: list[dict]) -> int:
     tokenizer = load_tokenizer(path)
-    return len(tokenizer(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), add_special_tokens=False).input_ids)
+    return len(
+        tokenizer(
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False),
+            add_special_tokens=False,
+        ).input_ids
+    )
 
 
 def test_models_are_listed_and_chat_completions_report_usage(client, app):
@@ -67,7 +72,12 @@ def test_streaming_gives_the_same_completion_in_pieces(app):
         messages = [{"role": "user", "content": "Tell me about the history of Rome."}]
         whole = await client.chat.completions.create(model="baseline", messages=messages, max_tokens=150, temperature=0)
         stream = await client.chat.completions.create(
-            model="baseline", messages=messages, max_tokens=150, temperature=0, stream=True, stream_options={"include_usage": True}
+            model="baseline",
+            messages=messages,
+            max_tokens=150,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
         )
         chunks = [chunk async for chunk in stream]
         await client.close()
@@ -85,15 +95,23 @@ def test_streaming_gives_the_same_completion_in_pieces(app):
 
 def test_n_seed_and_stop(client):
     messages = [{"role": "user", "content": "Give me three ideas for a birthday party."}]
-    first = client.chat.completions.create(model="baseline", messages=messages, max_tokens=16, temperature=1.0, n=3, seed=11)
-    again = client.chat.completions.create(model="baseline", messages=messages, max_tokens=16, temperature=1.0, n=3, seed=11)
+    first = client.chat.completions.create(
+        model="baseline", messages=messages, max_tokens=16, temperature=1.0, n=3, seed=11
+    )
+    again = client.chat.completions.create(
+        model="baseline", messages=messages, max_tokens=16, temperature=1.0, n=3, seed=11
+    )
     texts = [c.message.content for c in first.choices]
     assert [c.index for c in first.choices] == [0, 1, 2]
     assert texts == [c.message.content for c in again.choices]  # seeded: reproducible
     assert len(set(texts)) > 1  # each choice samples its own continuation
     assert 3 <= first.usage.completion_tokens <= 3 * 16  # counted over all choices
 
-    full = client.chat.completions.create(model="baseline", messages=messages, max_tokens=40, temperature=0).choices[0].message.content
+    full = (
+        client.chat.completions.create(model="baseline", messages=messages, max_tokens=40, temperature=0)
+        .choices[0]
+        .message.content
+    )
     stop = full[10:13]
     cut = client.chat.completions.create(model="baseline", messages=messages, max_tokens=40, temperature=0, stop=[stop])
     assert cut.choices[0].message.content == full[: full.index(stop)] and cut.choices[0].finish_reason == "stop"
@@ -103,7 +121,9 @@ def test_completions_endpoint_with_several_prompts(client, app):
     prompts = ["The quick brown fox", "Once upon a time"]
     r = client.completions.create(model="baseline", prompt=prompts, max_tokens=5, n=2, temperature=0)
     assert r.object == "text_completion" and [c.index for c in r.choices] == [0, 1, 2, 3]
-    assert r.choices[0].text == r.choices[1].text and r.choices[2].text == r.choices[3].text  # greedy: n copies per prompt
+    assert (
+        r.choices[0].text == r.choices[1].text and r.choices[2].text == r.choices[3].text
+    )  # greedy: n copies per prompt
     tokenizer = load_tokenizer(app["baseline"])
     assert r.usage.prompt_tokens == sum(len(tokenizer(p).input_ids) for p in prompts)
     assert all(c.finish_reason in ("stop", "length") for c in r.choices)
@@ -123,8 +143,18 @@ def test_bad_requests_get_openai_errors_and_the_app_stays_healthy(client, app):
     cases = [
         (openai.NotFoundError, dict(model="gpt-99", messages=user), "model", "model_not_found"),
         (openai.BadRequestError, dict(model="baseline", messages=[]), "messages", "invalid_value"),
-        (openai.BadRequestError, dict(model="baseline", messages=[{"role": "user", "content": "word " * 3000}]), "messages", "context_length_exceeded"),
-        (openai.BadRequestError, dict(model="baseline", messages=user, max_tokens=100_000), "max_tokens", "context_length_exceeded"),
+        (
+            openai.BadRequestError,
+            dict(model="baseline", messages=[{"role": "user", "content": "word " * 3000}]),
+            "messages",
+            "context_length_exceeded",
+        ),
+        (
+            openai.BadRequestError,
+            dict(model="baseline", messages=user, max_tokens=100_000),
+            "max_tokens",
+            "context_length_exceeded",
+        ),
         (openai.BadRequestError, dict(model="baseline", messages=user, temperature=3), "temperature", "invalid_value"),
         (openai.BadRequestError, dict(model="baseline", messages=user, top_p=1.5), "top_p", "invalid_value"),
         (openai.BadRequestError, dict(model="baseline", messages=user, n=0), "n", "invalid_value"),
@@ -135,7 +165,9 @@ def test_bad_requests_get_openai_errors_and_the_app_stays_healthy(client, app):
         assert 400 <= err.value.status_code < 500
         assert (err.value.body["param"], err.value.body["code"]) == (param, code) and err.value.body["message"]
     status, body = _raw_post(app["url"] + "/chat/completions", b'{"model": "baseline", "messages": [')
-    assert status == 400 and body["error"]["code"] == "invalid_json" and body["error"]["type"] == "invalid_request_error"
+    assert (
+        status == 400 and body["error"]["code"] == "invalid_json" and body["error"]["type"] == "invalid_request_error"
+    )
     status, body = _raw_post(app["url"].replace("/v1", "/v2/nothing"), b"{}")
     assert status == 404 and "error" in body
 
@@ -147,7 +179,9 @@ def test_64_concurrent_requests_all_succeed_in_shared_batches(app):
     async def run():
         client = openai.AsyncOpenAI(base_url=app["url"], api_key="unused", max_retries=0, timeout=300)
         requests = [
-            client.chat.completions.create(model="baseline", messages=[{"role": "user", "content": f"Question number {i}?"}], max_tokens=24)
+            client.chat.completions.create(
+                model="baseline", messages=[{"role": "user", "content": f"Question number {i}?"}], max_tokens=24
+            )
             for i in range(64)
         ]
         results = await asyncio.gather(*requests)
@@ -164,7 +198,9 @@ def test_64_concurrent_requests_all_succeed_in_shared_batches(app):
 
 def test_user_simulator_turns_are_chat_completions_on_the_swapped_conversation(client, prepared_sample):
     # Free mode: the first question is a completion of the simulator's system prompt alone.
-    openings = client.chat.completions.create(model="usergpt", messages=simulator_view([]), max_tokens=40, temperature=1.0, top_p=0.9, n=8, seed=1)
+    openings = client.chat.completions.create(
+        model="usergpt", messages=simulator_view([]), max_tokens=40, temperature=1.0, top_p=0.9, n=8, seed=1
+    )
     asked = [c.message.content.strip() for c in openings.choices]
     assert sum(bool(REQUEST.search(t)) for t in asked) >= 5, asked
     # Follow-ups: the conversation so far, role-swapped; the simulator answers as the user would.
@@ -172,7 +208,9 @@ def test_user_simulator_turns_are_chat_completions_on_the_swapped_conversation(c
     for i, record in enumerate(prepared_records(prepared_sample, "eval")[:12]):
         view = simulator_view(record["messages"])
         first_answer = next(j for j, m in enumerate(view) if m["role"] == "user")
-        r = client.chat.completions.create(model="usergpt", messages=view[: first_answer + 1], max_tokens=40, temperature=0.7, seed=i)
+        r = client.chat.completions.create(
+            model="usergpt", messages=view[: first_answer + 1], max_tokens=40, temperature=0.7, seed=i
+        )
         turns.append(r.choices[0].message.content.strip())
     followups = [t for t in turns if t and not t.startswith(END_OF_CONVERSATION)]
     assert len(followups) >= 5 and sum(bool(REQUEST.search(t)) for t in followups) >= 0.6 * len(followups), turns
@@ -180,10 +218,16 @@ def test_user_simulator_turns_are_chat_completions_on_the_swapped_conversation(c
 
 def test_bearer_token_auth(app, monkeypatch):
     monkeypatch.setenv("REALM_TEST_KEY", "s3cret-token")
-    cfg = load_config(ROOT / "configs/tiny.yaml", [
-        f"serve.port={app['port']}", "serve.app_name=auth", "serve.route_prefix=/auth", "serve.api_key_env=REALM_TEST_KEY",
-        f"serve.models=[{{name: baseline, path: '{app['baseline']}', num_cpus: 0.1}}]",
-    ])  # fmt: skip
+    cfg = load_config(
+        ROOT / "configs/tiny.yaml",
+        [
+            f"serve.port={app['port']}",
+            "serve.app_name=auth",
+            "serve.route_prefix=/auth",
+            "serve.api_key_env=REALM_TEST_KEY",
+            f"serve.models=[{{name: baseline, path: '{app['baseline']}', num_cpus: 0.1}}]",
+        ],
+    )
     url = start_serve(cfg)
     assert url.endswith("/auth/v1")
     with pytest.raises(urllib.error.HTTPError) as no_token:
@@ -194,7 +238,12 @@ def test_bearer_token_auth(app, monkeypatch):
     assert wrong.value.status_code == 401 and wrong.value.body["code"] == "invalid_api_key"
     good = openai.OpenAI(base_url=url, api_key="s3cret-token", max_retries=0)
     assert [m.id for m in good.models.list()] == ["baseline"]
-    assert good.chat.completions.create(model="baseline", messages=[{"role": "user", "content": "hi"}], max_tokens=2).usage.completion_tokens >= 1
+    assert (
+        good.chat.completions.create(
+            model="baseline", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        ).usage.completion_tokens
+        >= 1
+    )
     serve.delete("auth")
 
 
@@ -204,7 +253,9 @@ def test_a_crashed_replica_is_restarted_and_the_app_recovers(client):
     deadline, answered = time.time() + 120, None
     while time.time() < deadline and answered is None:
         try:
-            answered = client.chat.completions.create(model="baseline", messages=[{"role": "user", "content": "still there?"}], max_tokens=4)
+            answered = client.chat.completions.create(
+                model="baseline", messages=[{"role": "user", "content": "still there?"}], max_tokens=4
+            )
         except openai.APIStatusError as err:
             assert err.status_code == 503, err  # while it restarts: a retryable error, never a 500
             time.sleep(1)
@@ -223,12 +274,24 @@ def test_serve_config_file_and_cli_deploy_the_same_app(app):
     one_model = f"serve.models=[{{name: baseline, path: '{app['baseline']}', num_cpus: 0.1}}]"
     args = {**application["args"], "config": str(ROOT / application["args"]["config"]), "overrides": [one_model]}
     serve.run(app_builder(args), name="fromfile", route_prefix="/fromfile")
-    listed = openai.OpenAI(base_url=f"http://127.0.0.1:{app['port']}/fromfile/v1", api_key="x", max_retries=0).models.list()
+    listed = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{app['port']}/fromfile/v1", api_key="x", max_retries=0
+    ).models.list()
     assert [m.id for m in listed] == ["baseline"]
     serve.delete("fromfile")
 
-    code = main(["serve", "--config", str(ROOT / "configs/tiny.yaml"), "--detach", one_model, "serve.app_name=cli",
-                 "serve.route_prefix=/cli", f"serve.port={app['port']}"])  # fmt: skip
+    code = main(
+        [
+            "serve",
+            "--config",
+            str(ROOT / "configs/tiny.yaml"),
+            "--detach",
+            one_model,
+            "serve.app_name=cli",
+            "serve.route_prefix=/cli",
+            f"serve.port={app['port']}",
+        ]
+    )
     assert code == 0
     listed = openai.OpenAI(base_url=f"http://127.0.0.1:{app['port']}/cli/v1", api_key="x", max_retries=0).models.list()
     assert [m.id for m in listed] == ["baseline"]

@@ -23,10 +23,14 @@ def _trainer(tiny_model_dir, rows, tmp_path, **overrides):
 
 
 @pytest.mark.parametrize("role", ["user", "assistant"])
-def test_unmasked_tokens_are_exactly_the_trainable_turns_and_their_end_tokens(prepared_sample, tiny_model_dir, tmp_path, role):
+def test_unmasked_tokens_are_exactly_the_trainable_turns_and_their_end_tokens(
+    prepared_sample, tiny_model_dir, tmp_path, role
+):
     records = prepared_records(prepared_sample, "train")[:24]
     views = [training_messages(r, role) for r in records]
-    trainer, tokenizer = _trainer(tiny_model_dir, views, tmp_path, packing="false", per_device_batch_size=1, effective_batch_size=16)
+    trainer, tokenizer = _trainer(
+        tiny_model_dir, views, tmp_path, packing="false", per_device_batch_size=1, effective_batch_size=16
+    )
     loader = trainer.get_train_dataloader()
     seen = []
     for batch in loader:
@@ -41,7 +45,9 @@ def test_unmasked_tokens_are_exactly_the_trainable_turns_and_their_end_tokens(pr
 
 def test_packed_loss_equals_token_weighted_mean_of_per_sequence_losses(prepared_sample, tiny_model_dir, tmp_path):
     views = [training_messages(r, "assistant") for r in prepared_records(prepared_sample, "train")[:12]]
-    trainer, _ = _trainer(tiny_model_dir, views, tmp_path, packing="true", per_device_batch_size=4, effective_batch_size=8)
+    trainer, _ = _trainer(
+        tiny_model_dir, views, tmp_path, packing="true", per_device_batch_size=4, effective_batch_size=8
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch  # padding-free: one flat row
     positions = batch["position_ids"][0]

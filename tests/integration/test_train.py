@@ -26,31 +26,49 @@ def rollout_output(ray_session, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("rollout-output")
     fake = FakeEndpoint().start()
     try:
-        run_rollout(load_config(ROOT / "configs/tiny.yaml", [
-            f"run.workdir={workdir}", f"rollout.user.base_url={fake.url}", f"rollout.assistant.base_url={fake.url}",
-            "rollout.user.model=fake-user", "rollout.assistant.model=fake-assistant", "rollout.num_sessions=16",
-        ]))  # fmt: skip
+        run_rollout(
+            load_config(
+                ROOT / "configs/tiny.yaml",
+                [
+                    f"run.workdir={workdir}",
+                    f"rollout.user.base_url={fake.url}",
+                    f"rollout.assistant.base_url={fake.url}",
+                    "rollout.user.model=fake-user",
+                    "rollout.assistant.model=fake-assistant",
+                    "rollout.num_sessions=16",
+                ],
+            )
+        )
     finally:
         fake.stop()
     return workdir / "realchat"
+
 
 def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
         out = model.generate(
-            **inputs, max_new_tokens=max_new_tokens, do_sample=sample, top_p=0.9 if sample else None, no_repeat_ngram_size=3
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            top_p=0.9 if sample else None,
+            no_repeat_ngram_size=3,
         )
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
 
 
 @pytest.mark.parametrize("role", ["user", "assistant"])
-def test_both_roles_train_on_a_rollouts_output_and_on_prepares_output(role, rollout_output, prepared_sample, tiny_model_dir, tmp_path):
+def test_both_roles_train_on_a_rollouts_output_and_on_prepares_output(
+    role, rollout_output, prepared_sample, tiny_model_dir, tmp_path
+):
     sessions, skipped = read_records(RolloutData(rollout_output).sessions)
     assert len(sessions) == 16 and not skipped
     ended = [r for r in sessions if r["meta"]["stop_reason"] == "end_marker"]  # the fake simulator ends every session
     assert ended and all(training_messages(r, "user")[-1]["content"] == END_OF_CONVERSATION for r in ended)
     for name, data in (("rollout", rollout_output), ("prepare", prepared_sample)):
-        cfg = train_config(data, tiny_model_dir, tmp_path / name, "train.max_steps=2", "train.save_steps=2", "train.eval_steps=2")
+        cfg = train_config(
+            data, tiny_model_dir, tmp_path / name, "train.max_steps=2", "train.save_steps=2", "train.eval_steps=2"
+        )
         metrics = run_train(cfg, role)
         assert metrics["step"] == 2 and metrics["train_loss"] > 0, (name, metrics)
         assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
@@ -70,14 +88,18 @@ def test_usergpt_asks_like_a_user_and_learns_when_to_stop(usergpt, prepared_samp
     untrained = load_model(str(tiny_model_dir))
     torch.manual_seed(0)
     # Free mode: the first question is a completion of the simulator's system prompt alone.
-    openings = [_generate(model, tokenizer, simulator_view([]), 40, sample=True).split(tokenizer.eos_token)[0] for _ in range(8)]
+    openings = [
+        _generate(model, tokenizer, simulator_view([]), 40, sample=True).split(tokenizer.eos_token)[0] for _ in range(8)
+    ]
     assert sum(bool(REQUEST.search(o.strip())) for o in openings) >= 6, openings
 
     turns, ends, untrained_ends, finished = [], 0, 0, 0
     for record in prepared_records(prepared_sample, "eval"):
         view = simulator_view(record["messages"])  # held out: never trained on
         first_answer = next(i for i, m in enumerate(view) if m["role"] == "user")
-        turns.append(_generate(model, tokenizer, view[: first_answer + 1], sample=True).split(tokenizer.eos_token)[0].strip())
+        turns.append(
+            _generate(model, tokenizer, view[: first_answer + 1], sample=True).split(tokenizer.eos_token)[0].strip()
+        )
         if record["meta"]["ended_naturally"] and view[-1]["role"] == "user":
             finished += 1
             ends += _generate(model, tokenizer, view, 2).startswith(END_OF_CONVERSATION)
@@ -87,11 +109,19 @@ def test_usergpt_asks_like_a_user_and_learns_when_to_stop(usergpt, prepared_samp
     assert finished >= 5 and ends > untrained_ends
 
 
-def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(prepared_sample, tiny_model_dir, tmp_path):
+def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(
+    prepared_sample, tiny_model_dir, tmp_path
+):
     cfg = train_config(
-        prepared_sample, tiny_model_dir, tmp_path,
-        "train.zero_stage=3", "train.max_steps=6", "train.save_steps=3", "train.eval_steps=3",
-        "train.fail_at_step=4", "train.max_failures=1",
+        prepared_sample,
+        tiny_model_dir,
+        tmp_path,
+        "train.zero_stage=3",
+        "train.max_steps=6",
+        "train.save_steps=3",
+        "train.eval_steps=3",
+        "train.fail_at_step=4",
+        "train.max_failures=1",
     )
     metrics = run_train(cfg, "assistant")
     assert metrics["resumed_from_step"] == 3 and metrics["step"] == 6
@@ -101,16 +131,27 @@ def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_ste
 
 
 def test_usergpt_on_zero3_lowers_eval_loss(prepared_sample, tiny_model_dir, tmp_path):
-    cfg = train_config(prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=3", "train.max_steps=6", "train.eval_steps=6")
+    cfg = train_config(
+        prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=3", "train.max_steps=6", "train.eval_steps=6"
+    )
     metrics = run_train(cfg, "user")
     assert metrics["step"] == 6 and metrics["eval_loss_last"] < metrics["eval_loss_first"]
     assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
 
 
 def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared_sample, tiny_model_dir, tmp_path):
-    common = ["train.zero_stage=2", "train.max_steps=4", "train.save_steps=2", "train.eval_steps=2",
-              "train.lora.enabled=true", "train.lora.r=8", "train.learning_rate=5e-3"]
-    failing = train_config(prepared_sample, tiny_model_dir, tmp_path, *common, "train.fail_at_step=3", "train.max_failures=0")
+    common = [
+        "train.zero_stage=2",
+        "train.max_steps=4",
+        "train.save_steps=2",
+        "train.eval_steps=2",
+        "train.lora.enabled=true",
+        "train.lora.r=8",
+        "train.learning_rate=5e-3",
+    ]
+    failing = train_config(
+        prepared_sample, tiny_model_dir, tmp_path, *common, "train.fail_at_step=3", "train.max_failures=0"
+    )
     with pytest.raises(TrainingFailedError):
         run_train(failing, "assistant")
     again = train_config(prepared_sample, tiny_model_dir, tmp_path, *common)  # same run name and storage path
@@ -119,7 +160,9 @@ def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared
     exported = load_model(metrics["output"])
     assert not any("lora" in name for name, _ in exported.named_parameters())
     base = load_model(str(tiny_model_dir))
-    changed = [n for (n, p), (_, q) in zip(exported.named_parameters(), base.named_parameters()) if not torch.equal(p, q)]
+    changed = [
+        n for (n, p), (_, q) in zip(exported.named_parameters(), base.named_parameters()) if not torch.equal(p, q)
+    ]
     assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
     assert run_train(again, "assistant")["step"] == 4  # a finished run is not trained again
 
@@ -129,8 +172,17 @@ def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model
     (empty / "parquet" / "train").mkdir(parents=True)
     with pytest.raises(TrainError, match="empty dataset"):
         run_train(train_config(empty, tiny_model_dir, tmp_path), "user")
-    code = main(["train", "--config", str(ROOT / "configs/tiny.yaml"), "--role", "user", f"train.data={empty}",
-                 f"train.base_model={tiny_model_dir}"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(ROOT / "configs/tiny.yaml"),
+            "--role",
+            "user",
+            f"train.data={empty}",
+            f"train.base_model={tiny_model_dir}",
+        ]
+    )
     assert code == 2 and "empty dataset" in capsys.readouterr().err
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         run_train(train_config(prepared_sample, tmp_path / "no-model", tmp_path), "user")

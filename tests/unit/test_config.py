@@ -17,7 +17,10 @@ def test_shipped_configs_load():
 
 
 def test_overrides_are_typed_and_nested():
-    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["prepare.min_turns=3", "prepare.languages=[en, fr]", "prepare.dedup.near=false"])
+    cfg = load_config(
+        ROOT / "configs" / "tiny.yaml",
+        ["prepare.min_turns=3", "prepare.languages=[en, fr]", "prepare.dedup.near=false"],
+    )
     assert cfg.prepare.min_turns == 3 and cfg.prepare.languages == ["en", "fr"] and cfg.prepare.dedup.near is False
 
 

@@ -11,7 +11,11 @@ def _leaf_keys(model, prefix: str) -> list[str]:
 
     keys = []
     for name, field in model.model_fields.items():
-        nested = [a for a in (field.annotation, *getattr(field.annotation, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [
+            a
+            for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         listed = getattr(field.annotation, "__origin__", None) is list
         keys += _leaf_keys(nested[0], f"{prefix}{name}{'[]' if listed else ''}.") if nested else [f"{prefix}{name}"]
     return keys
@@ -20,7 +24,9 @@ def _leaf_keys(model, prefix: str) -> list[str]:
 def test_readme_holds_the_generated_reference():
     readme = (ROOT / "README.md").read_text()
     assert START in readme and END in readme
-    assert replace_block(readme) == readme, "README config reference is stale: run `python -m ray_apps.config_reference README.md`"
+    assert replace_block(readme) == readme, (
+        "README config reference is stale: run `python -m ray_apps.config_reference README.md`"
+    )
 
 
 def test_reference_names_every_key_with_its_default():

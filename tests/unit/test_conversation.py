@@ -66,9 +66,15 @@ def test_jsonl_split_reports_bad_lines_and_keeps_going():
 
 def test_json_array_split_resynchronises_after_a_broken_element():
     good = json.dumps(SHAREGPT)
-    text = "[\n" + good + ",\n" + '{"id": "broken", "conversations": [{"from": ' + ",\n" + good.replace("abc", "z") + "\n]"
+    text = (
+        "[\n" + good + ",\n" + '{"id": "broken", "conversations": [{"from": ' + ",\n" + good.replace("abc", "z") + "\n]"
+    )
     items = list(split_sharegpt(text))
-    assert [(line, err.reason if err else None) for line, _, err in items] == [(2, None), (3, "invalid_json"), (4, None)]
+    assert [(line, err.reason if err else None) for line, _, err in items] == [
+        (2, None),
+        (3, "invalid_json"),
+        (4, None),
+    ]
     assert parse_sharegpt(items[2][1])["id"] == "z"
 
 

@@ -30,13 +30,20 @@ def test_reference_prompts_for_math_reasoning_coding_and_multi_turn_names():
 
 def test_single_scores_per_turn_category_and_overall(tmp_path):
     rows = [
-        {"question_id": 1, "model": "m", "score": 8, "turn": 1}, {"question_id": 1, "model": "m", "score": 6, "turn": 2},
-        {"question_id": 2, "model": "m", "score": 4, "turn": 1}, {"question_id": 2, "model": "m", "score": -1, "turn": 2},
+        {"question_id": 1, "model": "m", "score": 8, "turn": 1},
+        {"question_id": 1, "model": "m", "score": 6, "turn": 2},
+        {"question_id": 2, "model": "m", "score": 4, "turn": 1},
+        {"question_id": 2, "model": "m", "score": -1, "turn": 2},
         {"question_id": 1, "model": "n", "score": 10, "turn": 1},
-    ]  # fmt: skip
+    ]
     path = _write(tmp_path / "gpt-4_single.jsonl", rows)
-    questions = _write(tmp_path / "question.jsonl", [{"question_id": 1, "category": "writing", "turns": ["a", "b"]},
-                                                     {"question_id": 2, "category": "math", "turns": ["c", "d"]}])  # fmt: skip
+    questions = _write(
+        tmp_path / "question.jsonl",
+        [
+            {"question_id": 1, "category": "writing", "turns": ["a", "b"]},
+            {"question_id": 2, "category": "math", "turns": ["c", "d"]},
+        ],
+    )
     result = run_show([path], questions, output=str(tmp_path / "out.json"), rounds=200)[path]
     m = result["m"]
     assert (m["score"], m["turn_1"], m["turn_2"], m["judgments"]) == (6.0, 6.0, 6.0, 3)  # the -1 is left out
@@ -50,8 +57,15 @@ def test_pairwise_disagreement_is_a_tie_and_errors_are_left_out():
     def game(g1, g2, m1="a", m2="base"):
         return {"question_id": 1, "model_1": m1, "model_2": m2, "g1_winner": g1, "g2_winner": g2, "turn": 1}
 
-    games = [game("model_1", "model_1"), game("model_1", "model_1"), game("model_2", "model_2"), game("model_1", "model_2"),
-             game("tie", "tie"), game("error", "model_1"), game("model_1", "model_1", "a", "c")]  # fmt: skip
+    games = [
+        game("model_1", "model_1"),
+        game("model_1", "model_1"),
+        game("model_2", "model_2"),
+        game("model_1", "model_2"),
+        game("tie", "tie"),
+        game("error", "model_1"),
+        game("model_1", "model_1", "a", "c"),
+    ]
     result = pair_results(games, baseline="base", rounds=200)
     assert set(result) == {"a"}  # the baseline is not a row; the game against c is not counted
     a = result["a"]

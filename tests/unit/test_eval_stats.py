@@ -11,22 +11,29 @@ from ray_apps.eval.stats import run_stats
 from ray_apps.records import read_records
 
 SESSIONS = [
-    {"id": "a", "messages": [
-        {"role": "user", "content": "How do cats see at night?"},
-        {"role": "assistant", "content": "Cats have a reflective layer behind the retina."},
-        {"role": "user", "content": "Sure, here is a summary of that."},  # a role flip
-        {"role": "assistant", "content": "Thanks."},
-    ], "meta": {"stop_reason": "end_marker"}},
-    {"id": "b", "messages": [
-        {"role": "user", "content": "Tell me about dogs"},
-        {"role": "assistant", "content": "Dogs are loyal."},
-        {"role": "user", "content": "tell me about dogs"},  # repeats the first turn
-        {"role": "assistant", "content": "Dogs are loyal animals."},
-        {"role": "user", "content": "Why?"},
-        {"role": "assistant", "content": "Breeding."},
-        {"role": "user", "content": END_OF_CONVERSATION},
-    ]},
-]  # fmt: skip
+    {
+        "id": "a",
+        "messages": [
+            {"role": "user", "content": "How do cats see at night?"},
+            {"role": "assistant", "content": "Cats have a reflective layer behind the retina."},
+            {"role": "user", "content": "Sure, here is a summary of that."},  # a role flip
+            {"role": "assistant", "content": "Thanks."},
+        ],
+        "meta": {"stop_reason": "end_marker"},
+    },
+    {
+        "id": "b",
+        "messages": [
+            {"role": "user", "content": "Tell me about dogs"},
+            {"role": "assistant", "content": "Dogs are loyal."},
+            {"role": "user", "content": "tell me about dogs"},  # repeats the first turn
+            {"role": "assistant", "content": "Dogs are loyal animals."},
+            {"role": "user", "content": "Why?"},
+            {"role": "assistant", "content": "Breeding."},
+            {"role": "user", "content": END_OF_CONVERSATION},
+        ],
+    },
+]
 
 
 @pytest.fixture
@@ -58,20 +65,38 @@ def test_stats_equal_hand_computed_values(dataset, tmp_path):
     assert s["mtld"] == round(sum(mtld) / len(mtld), 4)
     assert s["topic_similarity"] == pytest.approx(summary["stats"]["real"]["topic_similarity"])
     out = tmp_path / "out"
-    for name in ("stats.json", "stats.md", "turns.png", "user_utterances.png", "assistant_utterances.png", "report.html"):
+    for name in (
+        "stats.json",
+        "stats.md",
+        "turns.png",
+        "user_utterances.png",
+        "assistant_utterances.png",
+        "report.html",
+    ):
         assert (out / name).stat().st_size > 0, name
-    assert "turns.png" in (out / "report.html").read_text() and "| mean_turns | 2.5 | 2.5 |" in (out / "stats.md").read_text()
+    assert (
+        "turns.png" in (out / "report.html").read_text()
+        and "| mean_turns | 2.5 | 2.5 |" in (out / "stats.md").read_text()
+    )
 
 
 def test_topic_similarity_is_one_for_copies_and_zero_for_disjoint_topics(tmp_path):
     def write(name, texts):
         path = tmp_path / f"{name}.jsonl"
-        path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": t}]}) + "\n" for t in texts))
+        path.write_text(
+            "".join(
+                json.dumps({"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": t}]}) + "\n"
+                for t in texts
+            )
+        )
         return str(path)
 
     config = load_config(None, [f"run.workdir={tmp_path / 'run'}"])
-    summary = run_stats(config, [write("same", ["red apples"] * 3), write("apart", ["red apples", "blue oceans", "green hills"])],
-                        output=str(tmp_path / "out"))  # fmt: skip
+    summary = run_stats(
+        config,
+        [write("same", ["red apples"] * 3), write("apart", ["red apples", "blue oceans", "green hills"])],
+        output=str(tmp_path / "out"),
+    )
     assert summary["stats"]["same"]["topic_similarity"] == pytest.approx(1.0)
     assert summary["stats"]["apart"]["topic_similarity"] == pytest.approx(0.0)
 
@@ -81,9 +106,15 @@ def test_prepared_and_rollout_layouts_are_read(tmp_path):
     import pyarrow.parquet as pq
 
     (tmp_path / "parquet" / "train").mkdir(parents=True)
-    table = pa.Table.from_pylist([{"id": "x", "messages": SESSIONS[0]["messages"], "meta": json.dumps({"stop_reason": "max_turns"})}])
+    table = pa.Table.from_pylist(
+        [{"id": "x", "messages": SESSIONS[0]["messages"], "meta": json.dumps({"stop_reason": "max_turns"})}]
+    )
     pq.write_table(table, tmp_path / "parquet" / "train" / "part.parquet")
     (tmp_path / "shards").mkdir()
     (tmp_path / "shards" / "s.jsonl").write_text("not a dataset\n")  # rollout shards are not data
     records, skipped = read_records(str(tmp_path))
-    assert [len(r["messages"]) for r in records] == [4] and records[0]["meta"] == {"stop_reason": "max_turns"} and not skipped
+    assert (
+        [len(r["messages"]) for r in records] == [4]
+        and records[0]["meta"] == {"stop_reason": "max_turns"}
+        and not skipped
+    )

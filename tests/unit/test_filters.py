@@ -20,7 +20,10 @@ def rec(*turns, id="r", system=None):
 
 
 def test_html_becomes_markdown_only_for_configured_roles():
-    html = '<div class="markdown"><p>Use <code>git rebase</code>:</p><ol><li>fetch</li><li>rebase</li></ol><pre><code>git fetch</code></pre></div>'
+    html = (
+        '<div class="markdown"><p>Use <code>git rebase</code>:</p><ol><li>fetch</li><li>rebase</li></ol>'
+        "<pre><code>git fetch</code></pre></div>"
+    )
     record = make_record("h", [message("user", "<p>keep my tags</p>"), message("assistant", html)])
     fixes = Counter()
     out = clean.clean_text(record, CFG, fixes)
@@ -38,12 +41,22 @@ def test_whitespace_is_normalised_but_indentation_kept():
 def test_structure_merges_runs_drops_leading_assistant_and_empty():
     record = make_record(
         "s",
-        [message("system", "sys"), message("assistant", "Hi, how can I help?"), message("user", "part one"),
-         message("user", "part two"), message("assistant", ""), message("assistant", "answer")],
+        [
+            message("system", "sys"),
+            message("assistant", "Hi, how can I help?"),
+            message("user", "part one"),
+            message("user", "part two"),
+            message("assistant", ""),
+            message("assistant", "answer"),
+        ],
     )
     fixes = Counter()
     out = clean.fix_structure(record, CFG, fixes)
-    assert out["messages"] == [message("system", "sys"), message("user", "part one\n\npart two"), message("assistant", "answer")]
+    assert out["messages"] == [
+        message("system", "sys"),
+        message("user", "part one\n\npart two"),
+        message("assistant", "answer"),
+    ]
     assert fixes == {"leading_assistant_dropped": 1, "merged_messages": 1, "empty_message_dropped": 1}
 
 

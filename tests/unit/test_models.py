@@ -19,7 +19,9 @@ def test_tiny_model_is_a_plain_hugging_face_directory(offline_model_dir):
     model = load_model(str(offline_model_dir))
     tokenizer = load_tokenizer(str(offline_model_dir))
     assert model.config.model_type == "llama" and model.config.vocab_size == len(tokenizer) <= 600
-    ids = tokenizer.apply_chat_template(CONVERSATION, add_generation_prompt=False, return_tensors="pt", return_dict=True)
+    ids = tokenizer.apply_chat_template(
+        CONVERSATION, add_generation_prompt=False, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
         logits = model(**ids).logits
     assert logits.shape == (1, ids["input_ids"].shape[1], len(tokenizer))

@@ -3,9 +3,22 @@
 import pytest
 import torch
 
-from ray_apps.serve.engine import DecodeBatch, GenerationRequest, HFEngine, SamplingParams, _held_back, _sample, _Sequence
+from ray_apps.serve.engine import (
+    DecodeBatch,
+    GenerationRequest,
+    HFEngine,
+    SamplingParams,
+    _held_back,
+    _sample,
+    _Sequence,
+)
 
-QUESTIONS = ["How do I sort a list in python?", "hi", "What is the capital of France, and why do so many visit it?", "Explain recursion."]
+QUESTIONS = [
+    "How do I sort a list in python?",
+    "hi",
+    "What is the capital of France, and why do so many visit it?",
+    "Explain recursion.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +28,9 @@ def engine(offline_model_dir):
 
 
 def _prompt(engine, question):
-    text = engine.tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False)
+    text = engine.tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
     return engine.tokenizer(text, add_special_tokens=False).input_ids
 
 
@@ -39,12 +54,16 @@ def _drain(batch, joins=None, steps=400):
 
 
 def test_sequences_joining_and_leaving_mid_batch_decode_exactly_as_alone(engine, monkeypatch):
-    monkeypatch.setattr(engine, "stop_ids", frozenset())  # decode the full budget so every join, exit and cache trim happens
+    monkeypatch.setattr(
+        engine, "stop_ids", frozenset()
+    )  # decode the full budget so every join, exit and cache trim happens
     lengths = [120, 30, 150, 100]
     prompts = [_prompt(engine, q) for q in QUESTIONS]
     greedy = [GenerationRequest(p, SamplingParams(max_tokens=n, temperature=0)) for p, n in zip(prompts, lengths)]
     # 0 starts alone; 1 and 2 join at step 3 (1 leaves early); 3 joins at step 100, after 1 left.
-    texts, finishes = _drain(DecodeBatch(engine), {0: [(0, greedy[0])], 3: [(1, greedy[1]), (2, greedy[2])], 100: [(3, greedy[3])]})
+    texts, finishes = _drain(
+        DecodeBatch(engine), {0: [(0, greedy[0])], 3: [(1, greedy[1]), (2, greedy[2])], 100: [(3, greedy[3])]}
+    )
     for i, (prompt, n) in enumerate(zip(prompts, lengths)):
         assert texts[i] == _alone(engine, prompt, n), i
         assert finishes[i] == "length"
@@ -54,9 +73,16 @@ def test_seeded_sampling_does_not_depend_on_the_rest_of_the_batch(engine):
     prompt = _prompt(engine, QUESTIONS[0])
     seeded = GenerationRequest(prompt, SamplingParams(max_tokens=24, temperature=1.0, seed=7))
     alone, _ = _drain(DecodeBatch(engine), {0: [("a", seeded)]}, steps=30)
-    others = [(i, GenerationRequest(_prompt(engine, q), SamplingParams(max_tokens=24, temperature=1.0))) for i, q in enumerate(QUESTIONS)]
+    others = [
+        (i, GenerationRequest(_prompt(engine, q), SamplingParams(max_tokens=24, temperature=1.0)))
+        for i, q in enumerate(QUESTIONS)
+    ]
     crowded, _ = _drain(DecodeBatch(engine), {0: [("a", seeded), *others]}, steps=30)
-    other_seed, _ = _drain(DecodeBatch(engine), {0: [("a", GenerationRequest(prompt, SamplingParams(max_tokens=24, temperature=1.0, seed=8)))]}, steps=30)
+    other_seed, _ = _drain(
+        DecodeBatch(engine),
+        {0: [("a", GenerationRequest(prompt, SamplingParams(max_tokens=24, temperature=1.0, seed=8)))]},
+        steps=30,
+    )
     assert alone["a"] == crowded["a"]
     assert alone["a"] != other_seed["a"]
 
@@ -81,7 +107,9 @@ def test_stop_strings_cut_the_text_and_are_never_streamed(engine, monkeypatch):
 def test_end_token_finishes_with_stop_and_counts_the_token(engine, monkeypatch):
     prompt = _prompt(engine, QUESTIONS[1])
     monkeypatch.setattr(engine, "stop_ids", frozenset())
-    first = _drain(DecodeBatch(engine), {0: [("k", GenerationRequest(prompt, SamplingParams(max_tokens=1, temperature=0)))]}, 2)[0]["k"]
+    first = _drain(
+        DecodeBatch(engine), {0: [("k", GenerationRequest(prompt, SamplingParams(max_tokens=1, temperature=0)))]}, 2
+    )[0]["k"]
     token = engine.tokenizer(first, add_special_tokens=False).input_ids[0]
     monkeypatch.setattr(engine, "stop_ids", frozenset({token}))  # pretend the greedy first token is the end token
     batch = DecodeBatch(engine)
@@ -92,7 +120,9 @@ def test_end_token_finishes_with_stop_and_counts_the_token(engine, monkeypatch):
 
 def test_cancelled_sequences_leave_the_batch(engine):
     batch = DecodeBatch(engine)
-    batch.add([GenerationRequest(_prompt(engine, q), SamplingParams(max_tokens=50)) for q in QUESTIONS[:2]], ["keep", "gone"])
+    batch.add(
+        [GenerationRequest(_prompt(engine, q), SamplingParams(max_tokens=50)) for q in QUESTIONS[:2]], ["keep", "gone"]
+    )
     batch.step(cancelled={"gone"})
     assert batch.keys == ["keep"] and len(batch) == 1
 
@@ -109,7 +139,9 @@ def test_sampling_follows_temperature_and_top_p():
 
     assert frequencies(temperature=0) == [0, 0, 1, 0]
     assert frequencies(temperature=1.0) == pytest.approx([0.1, 0.0, 0.6, 0.3], abs=0.03)
-    assert frequencies(temperature=1.0, top_p=0.7) == pytest.approx([0.0, 0.0, 2 / 3, 1 / 3], abs=0.03)  # 0.1 is outside the nucleus
+    assert frequencies(temperature=1.0, top_p=0.7) == pytest.approx(
+        [0.0, 0.0, 2 / 3, 1 / 3], abs=0.03
+    )  # 0.1 is outside the nucleus
     broken = _Sequence(GenerationRequest([1], SamplingParams(max_tokens=1, top_p=0.5)), None, frozenset())
     assert _sample(torch.full((1, 4), float("nan")), [broken])[0] in range(4)  # a degenerate row ends, it does not loop
 
@@ -129,9 +161,13 @@ def test_a_next_turn_reuses_the_cached_prefix_and_decodes_the_same(offline_model
     while len(batch):
         batch.step()
     answer = engine.tokenizer(_alone(engine, first, 20), add_special_tokens=False).input_ids
-    follow_up = engine.tokenizer("\n<|user|>\nAnd in reverse order?<|end|>\n<|assistant|>\n", add_special_tokens=False).input_ids
+    follow_up = engine.tokenizer(
+        "\n<|user|>\nAnd in reverse order?<|end|>\n<|assistant|>\n", add_special_tokens=False
+    ).input_ids
     second = first + answer + follow_up  # the session so far, resent as the next prompt
-    texts, _ = _drain(batch, {0: [("turn2", GenerationRequest(second, SamplingParams(max_tokens=30, temperature=0)))]}, steps=40)
+    texts, _ = _drain(
+        batch, {0: [("turn2", GenerationRequest(second, SamplingParams(max_tokens=30, temperature=0)))]}, steps=40
+    )
     assert engine.prefix_cache.hits == 1 and engine.prefix_cache.reused_tokens >= len(first) + 16
     assert texts["turn2"] == _alone(engine, second, 30)
 
@@ -142,7 +178,11 @@ def test_next_turns_of_several_sessions_join_in_one_prefill_and_decode_as_alone(
     follow_up = engine.tokenizer("\n<|user|>\nWhy?<|end|>\n<|assistant|>\n", add_special_tokens=False).input_ids
 
     def next_turn(prompt, max_tokens):
-        return prompt + engine.tokenizer(_alone(engine, prompt, max_tokens), add_special_tokens=False).input_ids + follow_up
+        return (
+            prompt
+            + engine.tokenizer(_alone(engine, prompt, max_tokens), add_special_tokens=False).input_ids
+            + follow_up
+        )
 
     def greedy(prompt, max_tokens):
         return GenerationRequest(prompt, SamplingParams(max_tokens=max_tokens, temperature=0))
@@ -152,7 +192,10 @@ def test_next_turns_of_several_sessions_join_in_one_prefill_and_decode_as_alone(
     seconds = [next_turn(p, n) for p, n in zip(firsts, budgets)]
     fresh = _prompt(engine, QUESTIONS[3])
     # A sequence is decoding when three cached prefixes of different lengths and a fresh prompt join together.
-    joins = {0: [("running", greedy(fresh, 40))], 2: [*((i, greedy(p, 25)) for i, p in enumerate(seconds)), ("fresh", greedy(fresh[:-3], 12))]}
+    joins = {
+        0: [("running", greedy(fresh, 40))],
+        2: [*((i, greedy(p, 25)) for i, p in enumerate(seconds)), ("fresh", greedy(fresh[:-3], 12))],
+    }
     batch = DecodeBatch(engine)
     texts, _ = _drain(batch, joins, steps=60)
     assert engine.prefix_cache.hits == 3

@@ -26,7 +26,11 @@ def _chat(**fields):
         (b"[1, 2]", None, "invalid_json"),
         (json.dumps({"model": "m", "messages": []}).encode(), "messages", "invalid_value"),
         (json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), "model", "invalid_value"),
-        (json.dumps({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}).encode(), "messages.0.role", "invalid_value"),
+        (
+            json.dumps({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}).encode(),
+            "messages.0.role",
+            "invalid_value",
+        ),
         (_chat(temperature=2.5), "temperature", "invalid_value"),
         (_chat(top_p=0), "top_p", "invalid_value"),
         (_chat(n=0), "n", "invalid_value"),
@@ -40,14 +44,33 @@ def test_bad_requests_become_openai_errors_naming_the_parameter(body, param, cod
     with pytest.raises(APIError) as err:
         parse_request(body, ChatRequest)
     assert err.value.status == 400
-    assert err.value.body()["error"] == {"message": err.value.message, "type": "invalid_request_error", "param": param, "code": code}
+    assert err.value.body()["error"] == {
+        "message": err.value.message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
 
 
 def test_good_requests_get_openai_defaults():
-    chat = parse_request(_chat(stop="END", stream=True, stream_options={"include_usage": True}, user="u1", logprobs=False), ChatRequest)
-    assert (chat.stop, chat.n, chat.temperature, chat.top_p, chat.max_tokens, chat.include_usage) == (["END"], 1, 1.0, 1.0, None, True)
-    parts = {"model": "m", "messages": [{"role": "developer", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}
-    assert parse_request(json.dumps(parts).encode(), ChatRequest).chat_messages() == [{"role": "system", "content": "ab"}]
+    chat = parse_request(
+        _chat(stop="END", stream=True, stream_options={"include_usage": True}, user="u1", logprobs=False), ChatRequest
+    )
+    assert (chat.stop, chat.n, chat.temperature, chat.top_p, chat.max_tokens, chat.include_usage) == (
+        ["END"],
+        1,
+        1.0,
+        1.0,
+        None,
+        True,
+    )
+    parts = {
+        "model": "m",
+        "messages": [{"role": "developer", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+    }
+    assert parse_request(json.dumps(parts).encode(), ChatRequest).chat_messages() == [
+        {"role": "system", "content": "ab"}
+    ]
     completion = parse_request(json.dumps({"model": "m", "prompt": "once"}).encode(), CompletionRequest)
     assert (completion.prompt, completion.max_tokens, completion.stop) == (["once"], 16, [])
 
@@ -72,13 +95,26 @@ def test_serve_config_is_checked_at_start(tmp_path):
 
 
 def test_vllm_engine_config_turns_on_prefix_caching_and_scaling(tmp_path):
-    cfg = load_config(ROOT / "configs/llama2-7b.yaml", ["serve.models=[{name: usergpt, path: org/usergpt, accelerator_type: H100, tensor_parallel_size: 2, max_replicas: 8, target_ongoing_requests: 48}]"])
+    cfg = load_config(
+        ROOT / "configs/llama2-7b.yaml",
+        [
+            "serve.models=[{name: usergpt, path: org/usergpt, accelerator_type: H100, tensor_parallel_size: 2, "
+            "max_replicas: 8, target_ongoing_requests: 48}]"
+        ],
+    )
     model, path = model_paths(cfg)[0]
     kwargs = llm_config(model, path, cfg.serve)
     assert kwargs["model_loading_config"] == {"model_id": "usergpt", "model_source": "org/usergpt"}
-    assert kwargs["engine_kwargs"]["enable_prefix_caching"] is True and kwargs["engine_kwargs"]["tensor_parallel_size"] == 2
+    assert (
+        kwargs["engine_kwargs"]["enable_prefix_caching"] is True
+        and kwargs["engine_kwargs"]["tensor_parallel_size"] == 2
+    )
     assert kwargs["engine_kwargs"]["max_model_len"] == 4096 and kwargs["accelerator_type"] == "H100"
-    assert kwargs["deployment_config"]["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 48}
+    assert kwargs["deployment_config"]["autoscaling_config"] == {
+        "min_replicas": 1,
+        "max_replicas": 8,
+        "target_ongoing_requests": 48,
+    }
     try:  # ray.serve.llm's own schema, when this Ray ships it importable without vLLM
         from ray.llm._internal.serve.core.configs.llm_config import LLMConfig
     except ImportError:

@@ -6,9 +6,13 @@ from ray_apps.train.views import training_messages
 
 
 def test_deepspeed_config_follows_the_zero_settings():
-    ds = deepspeed_config(TrainConfig(zero_stage=3, offload_optimizer=True, offload_params=True, bf16=True, use_gpu=False))
+    ds = deepspeed_config(
+        TrainConfig(zero_stage=3, offload_optimizer=True, offload_params=True, bf16=True, use_gpu=False)
+    )
     zero = ds["zero_optimization"]
-    assert zero["stage"] == 3 and zero["offload_optimizer"]["device"] == "cpu" and zero["offload_param"]["device"] == "cpu"
+    assert (
+        zero["stage"] == 3 and zero["offload_optimizer"]["device"] == "cpu" and zero["offload_param"]["device"] == "cpu"
+    )
     assert zero["stage3_gather_16bit_weights_on_model_save"] and ds["bf16"]["enabled"]
     assert "optimizer" not in ds  # the trainer builds a torch optimizer
     ds2 = deepspeed_config(TrainConfig(zero_stage=2, offload_params=True, bf16=False))
@@ -23,7 +27,11 @@ def test_accumulation_fills_the_effective_batch_or_names_the_keys():
 
 def test_training_views():
     record = {
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a"},
+        ],
         "meta": {"ended_naturally": True},
     }
     assert training_messages(record, "assistant") == record["messages"]
