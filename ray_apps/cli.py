@@ -21,11 +21,16 @@ _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
 Run = Callable[[PipelineConfig, argparse.Namespace, Callable[[], None]], object]
 
 
+def arg(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
+    """One ``add_argument`` call, kept for later."""
+    return flags, kwargs
+
+
 @dataclass(frozen=True)
 class Command:
     help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
-    run: Run | None
+    run: Run | None = None
+    arguments: tuple = ()
     subcommands: dict[str, Command] | None = None
 
 
@@ -66,6 +71,39 @@ def _rollout(config, args, join_ray):
     run_rollout(config, args.output)
 
 
+def _answers(config, args, join_ray):
+    from .eval import run_answers
+
+    join_ray()
+    run_answers(config, args.bench, args.model)
+
+
+def _judge(config, args, join_ray):
+    from .eval import run_judge
+
+    join_ray()
+    run_judge(config, args.bench)
+
+
+def _show(config, args, join_ray):
+    from .eval import run_show
+
+    cfg = config.eval
+    run_show(args.input, args.questions, args.baseline or cfg.baseline_model, args.output, cfg.bootstrap_rounds)
+
+
+def _stats(config, args, join_ray):
+    from .eval import run_stats
+
+    run_stats(config, args.input, args.names, args.output)
+
+
+def _simulator(config, args, join_ray):
+    from .eval import run_simulator
+
+    run_simulator(config, args.output)
+
+
 def _pipeline(config, args, join_ray):
     from .pipeline import run_pipeline
 
@@ -73,165 +111,99 @@ def _pipeline(config, args, join_ray):
     run_pipeline(config, args.workdir)
 
 
-def _eval(name: str) -> Run:
-    def run(config, args, join_ray):
-        from . import eval as evaluation
+BENCH = arg("--bench", nargs="+", default=None, help="benchmark names from eval.benchmarks (default: all)")
 
-        cfg = config.eval
-        if name == "show":
-            evaluation.run_show(
-                args.input, args.questions, args.baseline or cfg.baseline_model, args.output, cfg.bootstrap_rounds
-            )
-        elif name == "stats":
-            evaluation.run_stats(config, args.input, args.names, args.output)
-        elif name == "simulator":
-            evaluation.run_simulator(config, args.output)
-        else:
-            join_ray()
-            evaluation.run_answers(config, args.bench, args.model) if name == "answers" else evaluation.run_judge(
-                config, args.bench
-            )
-
-    return run
-
-
-def _options(*specs: tuple) -> Callable[[argparse.ArgumentParser], None]:
-    """``(flags, keyword arguments)`` pairs of ``add_argument``."""
-
-    def add(parser: argparse.ArgumentParser) -> None:
-        for flags, kwargs in specs:
-            parser.add_argument(*([flags] if isinstance(flags, str) else flags), **kwargs)
-
-    return add
-
-
-_BENCH = ("--bench", {"nargs": "+", "default": None, "help": "benchmark names from eval.benchmarks (default: all)"})
-
-EVAL_COMMANDS: dict[str, Command] = {
+EVAL_COMMANDS = {
     "answers": Command(
         "Answer FastChat question sets (MT-Bench, Vicuna-bench) through an OpenAI-compatible endpoint.",
-        _options(_BENCH, ("--model", {"default": None, "help": "model that answers (default: eval.answer.model)"})),
-        _eval("answers"),
+        _answers,
+        (BENCH, arg("--model", default=None, help="model that answers (default: eval.answer.model)")),
     ),
     "judge": Command(
-        "Grade answers (single) or compare models (pairwise) with an LLM judge, FastChat-compatible.",
-        _options(_BENCH),
-        _eval("judge"),
+        "Grade answers (single) or compare models (pairwise) with an LLM judge, FastChat-compatible.", _judge, (BENCH,)
     ),
     "show": Command(
         "Scores, win rates and bootstrap confidence intervals from FastChat judgment files.",
-        _options(
-            (
-                "--input",
-                {"nargs": "+", "required": True, "help": "model_judgment/*.jsonl files (ours or published ones)"},
-            ),
-            ("--questions", {"default": None, "help": "question.jsonl, for per-category scores"}),
-            (
+        _show,
+        (
+            arg("--input", nargs="+", required=True, help="model_judgment/*.jsonl files (ours or published ones)"),
+            arg("--questions", default=None, help="question.jsonl, for per-category scores"),
+            arg(
                 "--baseline",
-                {
-                    "default": None,
-                    "help": "pairwise: count only games against this model (default: eval.baseline_model)",
-                },
+                default=None,
+                help="pairwise: only games against this model (default: eval.baseline_model)",
             ),
-            ("--output", {"default": None, "help": "JSON file for the results"}),
+            arg("--output", default=None, help="JSON file for the results"),
         ),
-        _eval("show"),
     ),
     "stats": Command(
         "Statistics of chat datasets side by side (real vs simulated): JSON, Markdown, plots, HTML.",
-        _options(
-            (
-                "--input",
-                {
-                    "nargs": "+",
-                    "required": True,
-                    "metavar": "DATASET",
-                    "help": "dataset files or directories (messages or ShareGPT)",
-                },
-            ),
-            ("--names", {"nargs": "+", "default": None, "help": "a name per dataset (default: directory names)"}),
-            ("--output", {"default": None, "help": "output directory (default: <eval.output>/stats)"}),
+        _stats,
+        (
+            arg("--input", nargs="+", required=True, metavar="DATASET", help="dataset files or directories"),
+            arg("--names", nargs="+", default=None, help="a name per dataset (default: directory names)"),
+            arg("--output", default=None, help="output directory (default: <eval.output>/stats)"),
         ),
-        _eval("stats"),
     ),
     "simulator": Command(
         "The user simulator's perplexity on real human turns, next to the untrained base model's.",
-        _options(("--output", {"default": None, "help": "JSON file (default: <eval.output>/simulator.json)"})),
-        _eval("simulator"),
+        _simulator,
+        (arg("--output", default=None, help="JSON file (default: <eval.output>/simulator.json)"),),
     ),
 }
 
-COMMANDS: dict[str, Command] = {
+COMMANDS = {
     "prepare": Command(
         "ShareGPT files to cleaned, deduplicated, segmented conversations (Ray Data).",
-        _options(
-            (
-                "--input",
-                {
-                    "nargs": "+",
-                    "default": None,
-                    "help": "files, directories, globs or fsspec URLs (default: prepare.inputs)",
-                },
-            ),
-            ("--output", {"default": None, "help": "output directory (default: <run.workdir>/real)"}),
-        ),
         _prepare,
+        (
+            arg("--input", nargs="+", default=None, help="files, directories, globs or URLs (default: prepare.inputs)"),
+            arg("--output", default=None, help="output directory (default: <run.workdir>/real)"),
+        ),
     ),
     "init-model": Command(
         "Train a tokenizer on a corpus and write a tiny LLaMA-architecture model.",
-        _options(
-            ("--preset", {"default": None, "help": "model preset (default: model.init.preset)"}),
-            ("--corpus", {"required": True, "help": "prepared dataset directory (output of `realm prepare`)"}),
-            ("--output", {"required": True, "help": "directory for the Hugging Face model"}),
-        ),
         _init_model,
+        (
+            arg("--preset", default=None, help="model preset (default: model.init.preset)"),
+            arg("--corpus", required=True, help="prepared dataset directory (output of `realm prepare`)"),
+            arg("--output", required=True, help="directory for the Hugging Face model"),
+        ),
     ),
     "train": Command(
         "Fine-tune UserGPT (--role user) or an assistant (--role assistant) on Ray Train + DeepSpeed.",
-        _options(
-            (
-                "--role",
-                {
-                    "choices": ["user", "assistant"],
-                    "required": True,
-                    "help": "user: role-swapped view (UserGPT); assistant: normal view",
-                },
-            )
-        ),
         _train,
+        (
+            arg(
+                "--role",
+                choices=["user", "assistant"],
+                required=True,
+                help="user: role-swapped view; assistant: normal",
+            ),
+        ),
     ),
     "serve": Command(
         "Serve models by name behind one OpenAI-compatible API on Ray Serve (Ctrl-C stops).",
-        _options(
-            (
-                "--detach",
-                {"action": "store_true", "help": "deploy and return; the app keeps running on a long-lived cluster"},
-            )
-        ),
         _serve,
+        (arg("--detach", action="store_true", help="deploy and return; the app keeps running on the cluster"),),
     ),
     "rollout": Command(
         "Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).",
-        _options(
-            (
-                "--output",
-                {"default": None, "help": "output directory (default: rollout.output or <run.workdir>/realchat)"},
-            )
-        ),
         _rollout,
+        (arg("--output", default=None, help="output directory (default: rollout.output or <run.workdir>/realchat)"),),
     ),
     "eval": Command(
-        "Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.", _options(), None, EVAL_COMMANDS
+        "Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.", subcommands=EVAL_COMMANDS
     ),
     "pipeline": Command(
         "Run every stage in order, skipping those already complete.",
-        _options(("--workdir", {"default": None, "help": "working directory (default: run.workdir)"})),
         _pipeline,
+        (arg("--workdir", default=None, help="working directory (default: run.workdir)"),),
     ),
 }
 
 
-def _add(parent, commands: dict[str, Command], dest: str) -> None:
+def _add(parent: argparse.ArgumentParser, commands: dict[str, Command], dest: str) -> None:
     sub = parent.add_subparsers(dest=dest, required=True)
     for name, command in commands.items():
         p = sub.add_parser(name, help=command.help, description=command.help)
@@ -239,10 +211,9 @@ def _add(parent, commands: dict[str, Command], dest: str) -> None:
             _add(p, command.subcommands, f"{name}_command")
             continue
         p.add_argument("--config", help="YAML config (default: built-in defaults)")
-        p.add_argument(
-            "overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. prepare.min_turns=2"
-        )
-        command.arguments(p)
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. prepare.min_turns=2")
+        for flags, kwargs in command.arguments:
+            p.add_argument(*flags, **kwargs)
         p.set_defaults(run=command.run)
 
 

@@ -11,7 +11,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import openai
 import ray
@@ -57,7 +57,7 @@ def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> d
         raise EndpointError(f"{key}.base_url: cannot list models at {url}: {exc}{hint}") from None
     if cfg.model not in served:
         raise EndpointError(f"{key}.model: {cfg.model!r} is not served at {url} (it serves {served})")
-    local = RunLayout.of(config).model(cfg.model)
+    local = RunLayout(config).model(cfg.model)
     tokenizer = cfg.tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
     return {"base_url": url, "tokenizer": tokenizer}
 
@@ -118,18 +118,15 @@ def tripped(governors) -> str | None:
 
 @dataclass
 class Usage:
+    """What one caller's requests to an endpoint cost."""
+
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {
-            "requests": self.requests,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "seconds": round(self.seconds, 3),
-        }
+        return asdict(self) | {"seconds": round(self.seconds, 3)}
 
 
 def describe(exc: openai.APIError) -> str:
@@ -158,9 +155,8 @@ class Endpoint:
     ) -> tuple[str, str | None]:
         """The reply text and finish reason; ``CallFailed`` when the endpoint fails after its retries.
         Every request of this project is sent here (so its headers and fields are set in this one place)."""
-        tokens = (
-            self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0
-        )  # only a token limit needs it
+        # Only a token rate limit needs the prompt's token count.
+        tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0
         wait, tripped_by = await self.governor.reserve.remote(tokens)
         if tripped_by:
             raise CallFailed("circuit_open", tripped_by)

@@ -1,6 +1,6 @@
 """Every path under the working directory, and the layout of the datasets the stages write.
 
-``RunLayout.of(config)`` names them; no other module joins ``run.workdir`` with a literal::
+``RunLayout(config)`` names them; no other module joins ``run.workdir`` with a literal::
 
     <workdir>/real/        `realm prepare`: parquet/{train,eval}/, jsonl/{train,eval}/, rejects.jsonl, summary.json
     <workdir>/models/<n>/  base (init-model), usergpt, baseline, realm (train)
@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from .config import PipelineConfig
@@ -21,123 +20,59 @@ SPLITS = ("train", "eval")
 FORMATS = ("parquet", "jsonl")  # of a prepared split
 
 
-@dataclass(frozen=True)
 class PreparedData:
     """A `realm prepare` output directory."""
 
-    root: Path
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.rejects, self.summary = self.root / "rejects.jsonl", self.root / "summary.json"
 
     def split(self, name: str, fmt: str = "parquet") -> Path:
         return self.root / fmt / name
 
-    @property
-    def rejects(self) -> Path:
-        return self.root / "rejects.jsonl"
 
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-
-@dataclass(frozen=True)
 class RolloutData:
-    """A `realm rollout` output directory."""
+    """A `realm rollout` output directory: ``data/`` holds the dataset, ``shards/`` the resume log."""
 
-    root: Path
-
-    @property
-    def shards(self) -> Path:
-        return self.root / "shards"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def sessions(self) -> Path:
-        return self.data / "sessions.parquet"
-
-    @property
-    def sessions_jsonl(self) -> Path:
-        return self.data / "sessions.jsonl"
-
-    @property
-    def sharegpt(self) -> Path:
-        return self.data / "sharegpt.jsonl"
-
-    @property
-    def failures(self) -> Path:
-        return self.root / "failures.jsonl"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    @property
-    def card(self) -> Path:
-        return self.root / "README.md"
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.shards, self.data = self.root / "shards", self.root / "data"
+        self.sessions, self.sessions_jsonl = self.data / "sessions.parquet", self.data / "sessions.jsonl"
+        self.sharegpt = self.data / "sharegpt.jsonl"
+        self.failures, self.summary = self.root / "failures.jsonl", self.root / "summary.json"
+        self.card = self.root / "README.md"
 
 
 def split_files(dataset: str | Path, split: str) -> list[Path]:
     """The Parquet files of a split of a dataset directory: a `realm prepare` output's ``parquet/<split>/``,
     or a `realm rollout` output's sessions (all of them ``train``)."""
-    directory = PreparedData(Path(dataset)).split(split)
+    directory = PreparedData(dataset).split(split)
     files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
-    sessions = RolloutData(Path(dataset)).sessions
+    sessions = RolloutData(dataset).sessions
     if not files and split == "train" and sessions.is_file():
         files = [sessions]
     return files
 
 
-@dataclass(frozen=True)
 class RunLayout:
-    root: Path  # the working directory, absolute
-    real: PreparedData
-    realchat: RolloutData
-    eval: Path
+    """The working directory of ``config`` (absolute) and every path under it."""
 
-    @classmethod
-    def of(cls, config: PipelineConfig) -> RunLayout:
-        root = Path(config.run.workdir).resolve()
-        realchat = Path(config.rollout.output) if config.rollout.output else root / "realchat"
-        evaluation = Path(config.eval.output) if config.eval.output else root / "eval"
-        return cls(root, PreparedData(root / "real"), RolloutData(realchat), evaluation)
+    def __init__(self, config: PipelineConfig):
+        self.root = Path(config.run.workdir).resolve()
+        self.real = PreparedData(self.root / "real")
+        self.realchat = RolloutData(config.rollout.output or self.root / "realchat")
+        self.eval = Path(config.eval.output) if config.eval.output else self.root / "eval"
+        self.heldout = self.real.split("eval")  # real conversations no model trained on
+        self.stats, self.simulator = self.eval / "stats", self.eval / "simulator.json"
+        self.ray_train, self.report = self.root / "ray_train", self.root / "report"
+        self.manifest, self.resolved_config = self.root / "manifest.json", self.root / "resolved_config.yaml"
 
     def model(self, name: str) -> Path:
         return self.root / "models" / name
-
-    @property
-    def heldout(self) -> Path:
-        """Real conversations no model trained on: the eval split of ``real/``."""
-        return self.real.split("eval")
 
     def bench(self, name: str) -> Path:
         """A benchmark's answers, judgments and results, as FastChat lays them out."""
         return self.eval / name
 
-    @property
-    def stats(self) -> Path:
-        return self.eval / "stats"
-
-    @property
-    def simulator(self) -> Path:
-        return self.eval / "simulator.json"
-
-    @property
-    def ray_train(self) -> Path:
-        return self.root / "ray_train"
-
     def stage(self, name: str) -> Path:
         return self.root / "stages" / f"{name}.json"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
-
-    @property
-    def resolved_config(self) -> Path:
-        return self.root / "resolved_config.yaml"

@@ -46,7 +46,7 @@ def run_pipeline(config: PipelineConfig, workdir: str | None = None) -> Path:
     """Run (or resume) every stage under ``workdir`` (default ``run.workdir``); returns the report's path."""
     if workdir:
         config = config.model_copy(update={"run": config.run.model_copy(update={"workdir": workdir})})
-    layout = RunLayout.of(config)
+    layout = RunLayout(config)
     write_run_config(config, layout.root)
     ensure_ray(config.ray)
     stages = _stages(config, layout)

@@ -65,8 +65,10 @@ def record_from_row(row: Mapping[str, Any]) -> dict:
     return make_record(str(row.get("id") or ""), messages, meta)
 
 
-def _rows(path: Path) -> Iterable[tuple[int, dict | None, str]]:
-    """``(line, row, problem)`` of a Parquet or JSONL file; a line that is not a JSON object has a problem."""
+def read_rows(path: str | Path) -> Iterable[tuple[int, dict | None, str]]:
+    """``(line, row, problem)`` of a Parquet or JSONL file; a line that is not a JSON object has a problem
+    (and no row), and reading goes on."""
+    path = Path(path)
     if path.suffix == ".parquet":
         yield from ((i, row, "") for i, row in enumerate(pq.read_table(path).to_pylist(), 1))
         return
@@ -98,7 +100,7 @@ def read_records(path: str | Path) -> tuple[list[dict], Counter]:
     """Every record of a file or directory (Parquet, JSONL, ShareGPT JSONL), and the rows skipped, by reason."""
     records, skipped = [], Counter()
     for file in record_files(path):
-        for _, row, problem in _rows(file):
+        for _, row, problem in read_rows(file):
             try:
                 if problem:
                     raise RecordError(*problem.split(": ", 1))

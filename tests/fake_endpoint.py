@@ -30,6 +30,16 @@ def chat_response(n: int, model: str, text: str) -> web.Response:
     )
 
 
+def rollout_overrides(url: str) -> list[str]:
+    """Config overrides that point both roles of a rollout at a fake endpoint at ``url``."""
+    return [
+        f"rollout.user.base_url={url}",
+        f"rollout.assistant.base_url={url}",
+        "rollout.user.model=fake-user",
+        "rollout.assistant.model=fake-assistant",
+    ]
+
+
 class FakeEndpoint:
     def __init__(self, failure_rate: float = 0.0, hang_s: float = 3.0, delay_s: float = 0.0, turns: int = 2):
         self.failure_rate, self.hang_s, self.delay_s, self.turns = failure_rate, hang_s, delay_s, turns

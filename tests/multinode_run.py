@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ray_apps.config import load_config  # noqa: E402
 from ray_apps.rollout import run_rollout  # noqa: E402
 from ray_apps.train import run_train  # noqa: E402
-from tests.fake_endpoint import FakeEndpoint  # noqa: E402
+from tests.fake_endpoint import FakeEndpoint, rollout_overrides  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +38,7 @@ def main(prepared: str, model: str, workdir: str) -> None:
             ROOT / "configs/tiny.yaml",
             [
                 f"run.workdir={workdir}",
-                f"rollout.user.base_url={fake.url}",
-                f"rollout.assistant.base_url={fake.url}",
-                "rollout.user.model=fake-user",
-                "rollout.assistant.model=fake-assistant",
+                *rollout_overrides(fake.url),
                 "rollout.num_sessions=32",
                 "rollout.actors=2",
                 f"train.data={prepared}",

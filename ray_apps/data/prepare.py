@@ -225,7 +225,7 @@ def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output:
     """Run the prepare stage; returns the summary (also written to ``DIR/summary.json``)."""
     cfg = config.prepare
     groups = resolve_inputs(list(inputs or cfg.inputs))
-    out = Path(output) if output else RunLayout.of(config).real.root
+    out = Path(output) if output else RunLayout(config).real.root
     prepared = PreparedData(out)
     for split in SPLITS:  # a rerun replaces, never appends
         for fmt in FORMATS:

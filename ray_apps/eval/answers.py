@@ -40,7 +40,7 @@ def run_answers(config: PipelineConfig, names: list[str] | None = None, model: s
     results = {}
     for bench in selected:
         questions = load_questions(bench.questions)
-        root = RunLayout.of(config).bench(bench.name)
+        root = RunLayout(config).bench(bench.name)
         out = answers_dir(root) / f"{endpoint.model}.jsonl"
         done = load_answers(out) if out.exists() else {}
         write_jsonl(out, list(done.values()))  # drops a line a killed run left half-written

@@ -3,13 +3,13 @@ verdicts and judgment records, so files move between this project and FastChat's
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 from pathlib import Path
 
 from ..errors import RealmError
+from ..records import read_rows
 
 #: FastChat's sampling temperature per question category; others get ``eval.answer.temperature``.
 CATEGORY_TEMPERATURE = {
@@ -56,17 +56,12 @@ def failures_dir(bench: Path) -> Path:
 def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
     """Records of a JSONL file; a line that is not JSON or lacks a required field fails naming it.
     A last line cut short (a killed writer) is ignored."""
-    lines = Path(path).read_text().splitlines()
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):
+    rows, records = list(read_rows(path)), []
+    for number, record, problem in rows:
+        if problem:
+            if number == rows[-1][0]:
                 break
-            raise FormatError(f"{path}:{number}: not JSON ({exc})") from None
+            raise FormatError(f"{path}:{number}: not a JSON object ({problem})")
         if missing := [k for k in required if k not in record]:
             raise FormatError(f"{path}:{number}: missing {', '.join(missing)}")
         records.append(record)

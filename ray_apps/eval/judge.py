@@ -129,7 +129,7 @@ def run_judge(config: PipelineConfig, names: list[str] | None = None) -> dict:
     key, work = (single_key, judge_single) if kind == "single" else (pair_key, judge_pair)
     results = {}
     for bench in selected:
-        root = RunLayout.of(config).bench(bench.name)
+        root = RunLayout(config).bench(bench.name)
         answers = {p.stem: load_answers(p) for p in sorted(answers_dir(root).glob("*.jsonl"))}
         games = _games(config, sorted(answers), answers_dir(root))
         refs = load_answers(bench.reference_answers) if bench.reference_answers else {}

@@ -47,7 +47,7 @@ def human_turn_perplexity(path: str, records: list[dict], max_length: int, simul
 
 
 def run_simulator(config: PipelineConfig, output: str | None = None) -> dict:
-    cfg, layout = config.eval, RunLayout.of(config)
+    cfg, layout = config.eval, RunLayout(config)
     models = {}
     for role, key, configured, default in (
         ("simulator", "eval.simulator_model", cfg.simulator_model, "usergpt"),

@@ -142,7 +142,7 @@ def run_stats(
     names = names or [_default_name(Path(d)) for d in datasets]
     if len(names) != len(datasets) or len(set(names)) != len(names):
         raise ConfigError(f"--names: give one distinct name per dataset (got {names} for {len(datasets)} datasets)")
-    layout = RunLayout.of(config)
+    layout = RunLayout(config)
     local = layout.model("base")
     tokenizer = cfg.stats_tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
     count, unit = counter(tokenizer)

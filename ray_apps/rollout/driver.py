@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import ray
 import yaml
 from ray.util import metrics
@@ -22,6 +21,7 @@ from ..conversation import ASSISTANT, USER
 from ..endpoints import EndpointError, map_rows, resolve_endpoint, start_governor, tripped
 from ..errors import RealmError
 from ..layout import RolloutData, RunLayout
+from ..records import read_rows
 from ..tables import markdown_table
 from .openings import OpeningIndex
 from .runner import SessionRunner
@@ -35,7 +35,7 @@ class RolloutError(RealmError, RuntimeError):
 def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     """Run (or resume) the rollout; returns the summary written to ``<output>/summary.json``."""
     cfg = config.rollout
-    out = Path(output) if output else RunLayout.of(config).realchat.root
+    out = Path(output) if output else RunLayout(config).realchat.root
     try:
         endpoints = {
             role: resolve_endpoint(config, getattr(cfg, role), f"rollout.{role}") for role in (USER, ASSISTANT)
@@ -132,16 +132,7 @@ def _seeds(config: PipelineConfig, fingerprint: str) -> tuple[list[dict], list[d
     if not cfg.seeds or not Path(cfg.seeds).is_file():
         raise RolloutError(f"rollout.seeds: seeded mode needs a JSONL or Parquet file of seeds, got {cfg.seeds!r}")
     path = Path(cfg.seeds)
-    if path.suffix == ".parquet":
-        rows = [(i + 1, r) for i, r in enumerate(pq.read_table(path).to_pylist())]
-    else:
-        rows = []
-        for line_no, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((line_no, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    rows.append((line_no, {"_error": f"not JSON: {exc}"}))
+    rows = [(line_no, {"_error": problem} if problem else row) for line_no, row, problem in read_rows(path)]
     seeds, invalid, seen = [], [], set()
     for line_no, row in rows:
         seed_id = str(row.get("id", f"line-{line_no}")) if isinstance(row, dict) else f"line-{line_no}"

@@ -19,7 +19,7 @@ def model_paths(config: PipelineConfig) -> list[tuple[ServedModelConfig, str]]:
     """Each served model with its source: an absolute local directory (checked now) or a hub id."""
     out = []
     for i, model in enumerate(config.serve.models):
-        source = model.path or str(RunLayout.of(config).model(model.name))
+        source = model.path or str(RunLayout(config).model(model.name))
         local = Path(source).expanduser()
         if model.path is None or source.startswith((".", "/", "~")) or local.exists():
             if not (local / "config.json").is_file():

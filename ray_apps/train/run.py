@@ -25,7 +25,7 @@ class TrainError(StartError, ValueError):
 
 
 def _paths(config: PipelineConfig, role: Role) -> dict[str, str]:
-    cfg, layout = config.train, RunLayout.of(config)
+    cfg, layout = config.train, RunLayout(config)
     base = cfg.base_model or config.model.base or str(layout.model("base"))
     return {
         "data": cfg.data or str(layout.real.root),

@@ -17,7 +17,7 @@ from ray import serve
 from ray_apps.config import load_config
 from ray_apps.rollout import RolloutError, run_rollout
 
-from ..fake_endpoint import FakeEndpoint
+from ..fake_endpoint import FakeEndpoint, rollout_overrides
 from ..helpers import ROOT, start_tiny_app
 
 pytestmark = pytest.mark.integration
@@ -200,10 +200,7 @@ def test_a_killed_driver_resumes_and_keeps_every_seed_exactly_once(ray_session, 
     fake = FakeEndpoint(delay_s=0.15).start()
     overrides = [
         f"run.workdir={tmp_path}",
-        f"rollout.user.base_url={fake.url}",
-        f"rollout.assistant.base_url={fake.url}",
-        "rollout.user.model=fake-user",
-        "rollout.assistant.model=fake-assistant",
+        *rollout_overrides(fake.url),
         "rollout.num_sessions=48",
         "rollout.actors=1",
         "rollout.sessions_per_actor=4",

@@ -14,7 +14,7 @@ from ray_apps.rollout import run_rollout
 from ray_apps.train import TrainError, run_train
 from ray_apps.train.views import training_messages
 
-from ..fake_endpoint import FakeEndpoint
+from ..fake_endpoint import FakeEndpoint, rollout_overrides
 from ..helpers import REQUEST, ROOT, prepared_records, train_config
 
 pytestmark = pytest.mark.integration
@@ -29,14 +29,7 @@ def rollout_output(ray_session, tmp_path_factory):
         run_rollout(
             load_config(
                 ROOT / "configs/tiny.yaml",
-                [
-                    f"run.workdir={workdir}",
-                    f"rollout.user.base_url={fake.url}",
-                    f"rollout.assistant.base_url={fake.url}",
-                    "rollout.user.model=fake-user",
-                    "rollout.assistant.model=fake-assistant",
-                    "rollout.num_sessions=16",
-                ],
+                [f"run.workdir={workdir}", *rollout_overrides(fake.url), "rollout.num_sessions=16"],
             )
         )
     finally:
