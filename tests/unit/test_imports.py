@@ -1,0 +1,49 @@
+"""The layering README's Layout section promises: a module imports only the layers above its own, and the
+rollout and eval (side by side) never import each other."""
+
+import ast
+
+from ..helpers import ROOT
+
+LAYERS = [
+    {"errors"},
+    {"conversation"},
+    {"config"},
+    {"records", "layout"},
+    {"tables", "user_turns"},
+    {"runtime"},
+    {"models"},
+    {"endpoints"},
+    {"data", "train", "serve"},
+    {"rollout", "eval"},
+    {"report"},
+    {"pipeline"},
+    {"cli", "config_reference"},
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _imports(path):
+    """(the importing module's top-level name, each top-level name of ray_apps it imports)."""
+    parts = path.relative_to(ROOT / "ray_apps").with_suffix("").parts
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            package = list(parts[:-1])[: len(parts) - node.level]
+            target = package + (node.module.split(".") if node.module else [node.names[0].name])
+            yield parts[0], target[0]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ray_apps."):
+            yield parts[0], node.module.split(".")[1]
+
+
+def test_every_module_imports_only_the_layers_above_its_own():
+    files = sorted((ROOT / "ray_apps").rglob("*.py"))
+    assert {p.relative_to(ROOT / "ray_apps").parts[0].removesuffix(".py") for p in files} - {"__init__"} <= set(RANK)
+    wrong = sorted(
+        {
+            (str(p.relative_to(ROOT)), target)
+            for p in files
+            for module, target in _imports(p)
+            if module != target and RANK[target] >= RANK[module]
+        }
+    )
+    assert not wrong, wrong
