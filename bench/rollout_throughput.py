@@ -57,7 +57,7 @@ def requests_of(sessions: list[dict], cfg) -> list[dict]:
                         "temperature": cfg.user.temperature,
                         "top_p": cfg.user.top_p,
                     }
-                )  # noqa: E501
+                )
             else:
                 out.append(
                     {
@@ -66,7 +66,7 @@ def requests_of(sessions: list[dict], cfg) -> list[dict]:
                         "max_tokens": ASSISTANT_TOKENS,
                         "temperature": cfg.assistant.temperature,
                     }
-                )  # noqa: E501
+                )
     return out
 
 

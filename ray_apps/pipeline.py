@@ -103,9 +103,8 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
             (realchat,),
             lambda _: _rollout(config, realchat),
         ),
-        _train_stage(
-            config, layout, "realm", "assistant", realchat, ("rollout",), eval_data=real
-        ),  # measured on real sessions, as the baseline
+        # measured on real sessions, as the baseline
+        _train_stage(config, layout, "realm", "assistant", realchat, ("rollout",), eval_data=real),
         Stage(
             "eval",
             ("eval",),

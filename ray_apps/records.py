@@ -101,12 +101,13 @@ def read_records(path: str | Path) -> tuple[list[dict], Counter]:
     records, skipped = [], Counter()
     for file in record_files(path):
         for _, row, problem in read_rows(file):
-            try:
-                if problem:
-                    raise RecordError(*problem.split(": ", 1))
-                records.append(record_from_row(row))
-            except RecordError as exc:
-                skipped[f"{exc.reason}: {exc.detail[:80]}" if exc.detail else exc.reason] += 1
+            if not problem:
+                try:
+                    records.append(record_from_row(row))
+                    continue
+                except RecordError as exc:
+                    problem = f"{exc.reason}: {exc.detail[:80]}" if exc.detail else exc.reason
+            skipped[problem] += 1
     return records, skipped
 
 

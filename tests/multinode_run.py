@@ -24,9 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(prepared: str, model: str, workdir: str) -> None:
-    temp = tempfile.mkdtemp(
-        prefix="rm", dir="/tmp"
-    )  # its own: no other `ray.init()` on this machine finds this cluster
+    # its own: no other `ray.init()` on this machine finds this cluster
+    temp = tempfile.mkdtemp(prefix="rm", dir="/tmp")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": True, "temp_dir": temp})
     cluster.add_node(num_cpus=3, temp_dir=temp)
     cluster.wait_for_nodes()

@@ -54,9 +54,8 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
         for r in done.values()
         if r["status"] == "session"
     ]
-    ray.get(
-        [openings.claim.remote(text) for text in earlier]
-    )  # the run so far is part of the global dedup (calls run in order)
+    # the run so far is part of the global dedup (calls run in order)
+    ray.get([openings.claim.remote(text) for text in earlier])
     pending = [s for s in seeds if s["key"] not in done]
     if cfg.mode == "seeded":  # openings are known: deduplicate them here, in seed order
         claimed = ray.get([openings.claim.remote(s["question"]) for s in pending])

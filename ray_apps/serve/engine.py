@@ -140,9 +140,8 @@ def _sample_nucleus(probs: torch.Tensor, top_p: torch.Tensor, generators: list) 
     the vocabulary. Rejection sampling, as FlashInfer does: draw by inverse CDF from the tokens above
     a pivot; accept the token if the tokens more likely than it weigh at most top_p, else make it the
     pivot (every nucleus token is more likely than it) and draw again."""
-    picked = probs.argmax(
-        dim=-1
-    )  # kept by a row still undecided after the last round (only degenerate, e.g. NaN, rows)
+    # kept by a row still undecided after the last round (only degenerate, e.g. NaN, rows)
+    picked = probs.argmax(dim=-1)
     pending = torch.arange(len(probs), device=probs.device)
     pivot = None  # the first draw is from the whole distribution
     seeded = {row: g for row, g in enumerate(generators) if g is not None}
@@ -176,9 +175,8 @@ class PrefixCache:
 
     def __init__(self, max_bytes: int, block: int = 16):
         self.max_bytes, self.block = max_bytes, block
-        self.entries: OrderedDict[int, tuple[np.ndarray, list, int, list[int]]] = (
-            OrderedDict()
-        )  # id -> (ids, kv, bytes, block hashes)
+        # id -> (ids, kv, bytes, block hashes)
+        self.entries: OrderedDict[int, tuple[np.ndarray, list, int, list[int]]] = OrderedDict()
         self.by_block: dict[int, int] = {}  # hash of a block-aligned prefix -> the newest entry that has it
         self.bytes, self.next_id, self.hits, self.reused_tokens = 0, 0, 0, 0
 

@@ -43,9 +43,8 @@ class ModelServer:
         prefix_cache_mb: float,
     ):
         self.name = name
-        torch.set_num_threads(
-            max(1, math.ceil(num_cpus))
-        )  # Ray gives a fractional replica one thread; use what it reserved
+        # Ray gives a fractional replica one thread; use what it reserved
+        torch.set_num_threads(max(1, math.ceil(num_cpus)))
         self.engine = HFEngine(path, dtype=dtype, token_env=token_env, prefix_cache_mb=prefix_cache_mb)
         self.max_batch_size, self.batch_wait_timeout_s, self.chunk_interval_s = (
             max_batch_size,

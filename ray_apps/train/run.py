@@ -41,10 +41,11 @@ def _read(data: str, split: str) -> ray.data.Dataset | None:
     if not files:
         return None
     context = ray.data.DataContext.get_current()
+    # workers read it every epoch: bars there are noise
     bars, context.enable_progress_bars = (
         context.enable_progress_bars,
         False,
-    )  # workers read it every epoch: bars there are noise
+    )
     try:
         return ray.data.read_parquet([str(f) for f in files])  # the dataset keeps a copy of the context
     finally:

@@ -98,15 +98,15 @@ def test_pairwise_games_are_played_in_both_orders_and_disagreement_is_a_tie(ray_
     config = load_config(None, [*bench, "eval.judge_mode=pairwise-baseline", "eval.baseline_model=beta"])
     before = _judge_calls(judge)
     run_judge(config)
-    assert (
-        _judge_calls(judge) - before == 4 * 2 + 2 + 2 * 3
-    )  # 4 games in two orders, FLAKY once more in each, NEVER 3 attempts in each
+    # 4 games in two orders, FLAKY once more in each, NEVER 3 attempts in each
+    assert _judge_calls(judge) - before == 4 * 2 + 2 + 2 * 3
     out = tmp_path / "eval" / "hand" / "model_judgment" / "judge_pair.jsonl"
     games = {(r["question_id"], r["turn"]): r for r in read_jsonl(out)}
+    # alpha wins as A and as B
     assert (games[(1, 1)]["g1_winner"], games[(1, 1)]["g2_winner"]) == (
         "model_1",
         "model_1",
-    )  # alpha wins as A and as B
+    )
     assert (games[(2, 2)]["g1_winner"], games[(2, 2)]["g2_winner"]) == ("model_1", "model_2")  # position bias
     assert games[(2, 1)]["judge"] == ["judge", "pair-math-v1"] and games[(3, 1)]["g1_winner"] == "error"
     shown = run_show([str(out)], baseline="beta", rounds=100)[str(out)]

@@ -121,9 +121,8 @@ def test_completions_endpoint_with_several_prompts(client, app):
     prompts = ["The quick brown fox", "Once upon a time"]
     r = client.completions.create(model="baseline", prompt=prompts, max_tokens=5, n=2, temperature=0)
     assert r.object == "text_completion" and [c.index for c in r.choices] == [0, 1, 2, 3]
-    assert (
-        r.choices[0].text == r.choices[1].text and r.choices[2].text == r.choices[3].text
-    )  # greedy: n copies per prompt
+    # greedy: n copies per prompt
+    assert r.choices[0].text == r.choices[1].text and r.choices[2].text == r.choices[3].text
     tokenizer = load_tokenizer(app["baseline"])
     assert r.usage.prompt_tokens == sum(len(tokenizer(p).input_ids) for p in prompts)
     assert all(c.finish_reason in ("stop", "length") for c in r.choices)

@@ -22,9 +22,8 @@ def test_cluster_yaml_validates_against_rays_schema():
     head = types[cluster["head_node_type"]]
     assert not head["node_config"]["InstanceType"].startswith(("p", "g"))  # a CPU head
     gpu = {name: t for name, t in types.items() if name != cluster["head_node_type"]}
-    assert gpu and all(
-        t["min_workers"] == 0 and t["max_workers"] > 0 for t in gpu.values()
-    )  # GPU workers scale from zero
+    # GPU workers scale from zero
+    assert gpu and all(t["min_workers"] == 0 and t["max_workers"] > 0 for t in gpu.values())
     assert all(t["node_config"]["InstanceType"].startswith(("p", "g")) for t in gpu.values())
     assert any("[gpu]" in command for command in cluster["setup_commands"])
 

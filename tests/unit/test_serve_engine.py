@@ -54,9 +54,8 @@ def _drain(batch, joins=None, steps=400):
 
 
 def test_sequences_joining_and_leaving_mid_batch_decode_exactly_as_alone(engine, monkeypatch):
-    monkeypatch.setattr(
-        engine, "stop_ids", frozenset()
-    )  # decode the full budget so every join, exit and cache trim happens
+    # decode the full budget so every join, exit and cache trim happens
+    monkeypatch.setattr(engine, "stop_ids", frozenset())
     lengths = [120, 30, 150, 100]
     prompts = [_prompt(engine, q) for q in QUESTIONS]
     greedy = [GenerationRequest(p, SamplingParams(max_tokens=n, temperature=0)) for p, n in zip(prompts, lengths)]
@@ -139,9 +138,8 @@ def test_sampling_follows_temperature_and_top_p():
 
     assert frequencies(temperature=0) == [0, 0, 1, 0]
     assert frequencies(temperature=1.0) == pytest.approx([0.1, 0.0, 0.6, 0.3], abs=0.03)
-    assert frequencies(temperature=1.0, top_p=0.7) == pytest.approx(
-        [0.0, 0.0, 2 / 3, 1 / 3], abs=0.03
-    )  # 0.1 is outside the nucleus
+    # 0.1 is outside the nucleus
+    assert frequencies(temperature=1.0, top_p=0.7) == pytest.approx([0.0, 0.0, 2 / 3, 1 / 3], abs=0.03)
     broken = _Sequence(GenerationRequest([1], SamplingParams(max_tokens=1, top_p=0.5)), None, frozenset())
     assert _sample(torch.full((1, 4), float("nan")), [broken])[0] in range(4)  # a degenerate row ends, it does not loop
 
