@@ -140,7 +140,13 @@ EVAL_COMMANDS = {
         "Statistics of chat datasets side by side (real vs simulated): JSON, Markdown, plots, HTML.",
         _stats,
         (
-            arg("--input", nargs="+", required=True, metavar="DATASET", help="dataset files or directories"),
+            arg(
+                "--input",
+                nargs="+",
+                required=True,
+                metavar="DATASET",
+                help="dataset files or directories (messages format or ShareGPT)",
+            ),
             arg("--names", nargs="+", default=None, help="a name per dataset (default: directory names)"),
             arg("--output", default=None, help="output directory (default: <eval.output>/stats)"),
         ),

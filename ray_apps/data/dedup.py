@@ -93,9 +93,11 @@ def find_duplicates(sketches: Iterable[dict], cfg: DedupConfig) -> dict[str, tup
             duplicates[key] = ("exact_duplicate", f"of {seen_exact[s['exact']]}")
             continue
         minhashes = {field: index.minhash(s[field]) for field, index in indexes.items() if len(s[field])}
-        found = next(
-            ((reasons[f], f"of {min(m)}") for f, mh in minhashes.items() if (m := indexes[f].matches(mh))), None
-        )
+        found = None
+        for field, minhash in minhashes.items():
+            if match := indexes[field].matches(minhash):
+                found = (reasons[field], f"of {min(match)}")
+                break
         if found:
             duplicates[key] = found
             continue

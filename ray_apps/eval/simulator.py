@@ -65,9 +65,8 @@ def run_simulator(config: PipelineConfig, output: str | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"[eval simulator] human-turn perplexity on {len(records)} held-out conversations: simulator "
-        f"{result['simulator']['perplexity']}, "
-        f"untrained base {result['base']['perplexity']} -> {out}",
+        f"[eval simulator] human-turn perplexity on {len(records)} held-out conversations: "
+        f"simulator {result['simulator']['perplexity']}, untrained base {result['base']['perplexity']} -> {out}",
         flush=True,
     )
     return result
