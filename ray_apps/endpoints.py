@@ -20,6 +20,11 @@ from .config import EndpointConfig, PipelineConfig
 from .errors import RealmError
 from .layout import RunLayout
 from .models.tokens import chat_token_counter
+from .runtime import vllm_on_cpu
+
+# Every request of one session carries its key here, so Serve's session router sends its turns to one replica (Ray
+# Serve's default session header; RAY_SERVE_SESSION_ID_HEADER_KEY renames it on the cluster).
+SESSION_HEADER = "x-session-id"
 
 
 class EndpointError(RealmError):
@@ -46,7 +51,7 @@ def base_url(config: PipelineConfig) -> str:
 
 
 def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
-    """``{"base_url", "tokenizer"}`` of an endpoint, checked now: it answers and serves ``cfg.model``.
+    """``{"base_url", "tokenizer", "send_seed"}`` of an endpoint, checked now: it answers and serves ``cfg.model``.
     ``key`` is the config key that names it (``rollout.user``, ``eval.judge``, ...), for the error."""
     url = cfg.base_url or base_url(config)
     client = openai.OpenAI(base_url=url, api_key=api_key(cfg), max_retries=2, timeout=30)
@@ -59,7 +64,10 @@ def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> d
         raise EndpointError(f"{key}.model: {cfg.model!r} is not served at {url} (it serves {served})")
     local = RunLayout(config).model(cfg.model)
     tokenizer = cfg.tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
-    return {"base_url": url, "tokenizer": tokenizer}
+    send_seed = cfg.send_seed and not (cfg.base_url is None and vllm_on_cpu(config, cfg.model))
+    if cfg.send_seed and not send_seed:
+        print(f"[{key}] no sampling seeds: vLLM's CPU engine fails on seeded requests (reruns sample anew)", flush=True)
+    return {"base_url": url, "tokenizer": tokenizer, "send_seed": send_seed}
 
 
 @ray.remote(num_cpus=0)
@@ -123,6 +131,7 @@ class Usage:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # prompt tokens the server took from its prefix cache (when it reports them)
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -144,6 +153,7 @@ class Endpoint:
             base_url=resolved["base_url"], api_key=api_key(cfg), max_retries=cfg.max_retries, timeout=cfg.timeout_s
         )
         self.count_tokens = chat_token_counter(resolved["tokenizer"])
+        self.send_seed = resolved["send_seed"]
 
     async def chat(
         self,
@@ -152,9 +162,11 @@ class Endpoint:
         *,
         temperature: float | None = None,
         seed: int | None = None,
+        session: str | None = None,
     ) -> tuple[str, str | None]:
-        """The reply text and finish reason; ``CallFailed`` when the endpoint fails after its retries.
-        Every request of this project is sent here (so its headers and fields are set in this one place)."""
+        """The reply text and finish reason; ``CallFailed`` when the endpoint fails after its retries. ``session``
+        names the conversation a request belongs to (its turns share a prefix: a session router keeps them on one
+        replica). Every request of this project is sent here (so its headers and fields are set in this one place)."""
         # Only a token rate limit needs the prompt's token count.
         tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0
         wait, tripped_by = await self.governor.reserve.remote(tokens)
@@ -171,7 +183,8 @@ class Endpoint:
                 top_p=self.cfg.top_p,
                 max_tokens=self.cfg.max_tokens,
                 extra_body=self.cfg.extra_body or None,
-                **({"seed": seed} if seed is not None else {}),
+                extra_headers={SESSION_HEADER: session} if session else None,
+                **({"seed": seed} if seed is not None and self.send_seed else {}),
             )
         except openai.APIError as exc:
             detail = describe(exc)
@@ -184,6 +197,8 @@ class Endpoint:
             if r.usage:
                 usage.prompt_tokens += r.usage.prompt_tokens
                 usage.completion_tokens += r.usage.completion_tokens
+                details = r.usage.prompt_tokens_details
+                usage.cached_prompt_tokens += (details.cached_tokens or 0) if details else 0
         return r.choices[0].message.content or "", r.choices[0].finish_reason
 
 

@@ -222,7 +222,7 @@ def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
     ]
     served = config.model_copy(update={"serve": config.serve.model_copy(update={"models": models})})
     url = start_serve(served)
-    print(f"[pipeline] serving {', '.join(m.name for m in models)} at {url}", flush=True)
+    print(f"[pipeline] serving {', '.join(m.name for m in models)} at {url} (engine {config.serve.engine})", flush=True)
     try:
         yield
     finally:

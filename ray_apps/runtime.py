@@ -8,7 +8,7 @@ import sys
 
 import ray
 
-from .config import RayConfig
+from .config import PipelineConfig, RayConfig, ServedModelConfig
 
 
 def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
@@ -34,3 +34,20 @@ def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
             file=sys.stderr,
         )
         ray.init(**options)
+
+
+def cluster_has_gpus() -> bool:
+    """Whether the connected Ray cluster has GPUs now (False when not connected)."""
+    return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+
+
+def served_on_gpus(model: ServedModelConfig) -> bool:
+    """Whether a served model's replicas take GPUs: it names an accelerator type or asks for GPUs (an autoscaling
+    cluster may start with none), or the cluster has GPUs."""
+    return bool(model.accelerator_type or model.num_gpus) or cluster_has_gpus()
+
+
+def vllm_on_cpu(config: PipelineConfig, model_name: str) -> bool:
+    """Whether our Serve app serves ``model_name`` with vLLM's CPU engine."""
+    model = next((m for m in config.serve.models if m.name == model_name), None)
+    return config.serve.engine == "vllm" and model is not None and not served_on_gpus(model)

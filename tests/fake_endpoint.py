@@ -46,6 +46,7 @@ class FakeEndpoint:
         self.counter = itertools.count()
         self.failures = {"429": 0, "500": 0, "hang": 0}
         self.port = None
+        self.sessions: list[tuple[str, str | None]] = []  # (model, x-session-id header) of each chat request
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
 
@@ -61,6 +62,7 @@ class FakeEndpoint:
     async def _chat(self, request):
         n = next(self.counter)
         body = await request.json()
+        self.sessions.append((body["model"], request.headers.get("x-session-id")))
         if (n * 37) % 100 < self.failure_rate * 100:  # deterministic, spread over the request sequence
             mode = ("429", "500", "hang")[n % 3]
             self.failures[mode] += 1

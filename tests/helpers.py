@@ -138,8 +138,9 @@ def ray_head(num_cpus: int):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def start_tiny_app(usergpt: dict, tiny_model_dir, workdir) -> dict:
-    """Serve the tiny UserGPT (`usergpt`) and the untrained tiny model (`baseline`), one replica each."""
+def start_tiny_app(usergpt: dict, tiny_model_dir, workdir, *overrides: str) -> dict:
+    """Serve the tiny UserGPT (`usergpt`) and the untrained tiny model (`baseline`), one replica each (``overrides``:
+    e.g. serve.engine=vllm)."""
     from ray_apps.config import load_config
     from ray_apps.serve import start_serve
 
@@ -149,7 +150,8 @@ def start_tiny_app(usergpt: dict, tiny_model_dir, workdir) -> dict:
         f" {{name: baseline, path: '{tiny_model_dir}', num_cpus: 0.25}}]"
     )
     cfg = load_config(
-        ROOT / "configs/tiny.yaml", [f"run.workdir={workdir}", f"serve.port={port}", f"serve.models={models}"]
+        ROOT / "configs/tiny.yaml",
+        [f"run.workdir={workdir}", f"serve.port={port}", f"serve.models={models}", *overrides],
     )
     return {
         "url": start_serve(cfg),

@@ -20,6 +20,11 @@ class EndpointConfig(Section):
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     max_tokens: int = Field(512, ge=1, description="Most tokens of one turn.")
+    send_seed: bool = Field(
+        True,
+        description="Send a sampling seed with each request (reruns ask the same questions). Left out on its own "
+        "when the endpoint is our Serve app running vLLM without GPUs, whose CPU engine fails on seeded requests.",
+    )
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Extra request fields (e.g. vLLM's skip_special_tokens)."
     )

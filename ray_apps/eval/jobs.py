@@ -10,6 +10,7 @@ output file keeps only finished records, so rerunning resumes with what is missi
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -54,15 +55,15 @@ class JobRunner:
     async def _one(self, item: dict) -> tuple[bool, dict]:
         async with self.limit:
             try:
-                record = await self.work(self._chat, item)
+                record = await self.work(functools.partial(self._chat, session=json.dumps(item["key"])), item)
             except CallFailed as exc:
                 self.metric.inc(1, {"task": self.task, "status": "failure"})
                 return False, {"key": item["key"], "reason": "endpoint_error", "detail": exc.detail}
         self.metric.inc(1, {"task": self.task, "status": "done"})
         return True, record
 
-    async def _chat(self, messages: list[dict], temperature: float) -> str:
-        return (await self.endpoint.chat(messages, temperature=temperature))[0]
+    async def _chat(self, messages: list[dict], temperature: float, session: str) -> str:
+        return (await self.endpoint.chat(messages, temperature=temperature, session=session))[0]
 
 
 def run_jobs(

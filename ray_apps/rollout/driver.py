@@ -220,6 +220,11 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
         "mean_user_turns": round(sum(turns) / len(turns), 2) if turns else 0.0,
         "rejected_user_turns": dict(rejected.most_common()),
         "usage": {role: {k: round(v, 3) for k, v in u.items()} for role, u in usage.items()},
+        # prompt tokens the servers took from their prefix caches (when they report it: both our engines do)
+        "prefix_cache_hit_rate": {
+            role: round(u["cached_prompt_tokens"] / u["prompt_tokens"], 3) if u["prompt_tokens"] else 0.0
+            for role, u in usage.items()
+        },
         "estimated_cost": {**cost, "total": round(sum(cost.values()), 4)},
         "seconds_this_run": round(seconds, 1),
         "fingerprint": cfg.session_fingerprint(),

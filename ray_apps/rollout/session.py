@@ -95,7 +95,7 @@ class Session:
 
     async def _ask(self, endpoint: Endpoint, role: str, messages: list[dict], seed: int) -> tuple[str, str | None]:
         try:
-            return await endpoint.chat(messages, self.usage[role], seed=seed)
+            return await endpoint.chat(messages, self.usage[role], seed=seed, session=self.seed["key"])
         except CallFailed as exc:
             raise SessionFailed(
                 exc.reason if exc.reason == "circuit_open" else f"{role}_{exc.reason}", exc.detail

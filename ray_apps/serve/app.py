@@ -13,6 +13,8 @@ from ray import serve
 from ..config import ConfigError, PipelineConfig, ServedModelConfig, load_config
 from ..endpoints import base_url
 from ..layout import RunLayout
+from .routing import request_router_config
+from .vllm import build_vllm_app
 
 
 def model_paths(config: PipelineConfig) -> list[tuple[ServedModelConfig, str]]:
@@ -35,8 +37,6 @@ def build_app(config: PipelineConfig):
     cfg = config.serve
     models = model_paths(config)
     if cfg.engine == "vllm":
-        from .vllm import build_vllm_app
-
         return build_vllm_app(models, cfg)
 
     from .model_server import ModelServer
@@ -61,6 +61,7 @@ def build_app(config: PipelineConfig):
             },
             max_ongoing_requests=max(model.max_ongoing_requests, cfg.max_batch_size),
             graceful_shutdown_timeout_s=cfg.graceful_shutdown_timeout_s,
+            **request_router_config(cfg),
         ).bind(
             model.name,
             path,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -44,6 +44,8 @@ class Delta:
     text: str
     tokens: int  # tokens generated in this step (0 or 1)
     finish_reason: str | None = None  # "stop" | "length"
+    cached_tokens: int = 0  # on the last delta: prompt tokens whose keys and values came from the prefix cache
+    replica: str = ""  # on the last delta: the replica that decoded it
 
 
 @dataclass
@@ -57,6 +59,7 @@ class _Sequence:
     request: GenerationRequest
     tokenizer: object
     stop_ids: frozenset[int]
+    cached: int = 0  # prompt tokens reused from the prefix cache
     generator: torch.Generator | None = field(init=False)
     ids: list[int] = field(default_factory=list)
     text: str = ""  # decoded text of complete characters
@@ -327,7 +330,9 @@ class DecodeBatch:
                     layer,
                 )
         logits = self.engine.forward(ids, mask, positions, cache)
-        sequences = [_Sequence(request, self.engine.tokenizer, self.engine.stop_ids) for request, _, _ in group]
+        sequences = [
+            _Sequence(request, self.engine.tokenizer, self.engine.stop_ids, cached) for request, _, (cached, _) in group
+        ]
         kv = [(layer.keys, layer.values) for layer in cache.layers]
         return _Rows(kv, mask, positions[:, -1:], logits, sequences, [key for _, key, _ in group])
 
@@ -357,6 +362,8 @@ class DecodeBatch:
         out, keep = [], []
         for row, (seq, key, token) in enumerate(zip(self.sequences, self.keys, tokens)):
             delta = seq.push(token)
+            if delta.finish_reason:
+                delta = replace(delta, cached_tokens=seq.cached)
             out.append((key, delta))
             if delta.finish_reason is None and key not in cancelled:
                 keep.append(row)

@@ -14,6 +14,7 @@ import os
 import time
 from collections import Counter as Tally
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import torch
 from ray import serve
@@ -43,6 +44,7 @@ class ModelServer:
         prefix_cache_mb: float,
     ):
         self.name = name
+        self.replica = serve.get_replica_context().replica_id.unique_id
         # Ray gives a fractional replica one thread; use what it reserved
         torch.set_num_threads(max(1, math.ceil(num_cpus)))
         self.engine = HFEngine(path, dtype=dtype, token_env=token_env, prefix_cache_mb=prefix_cache_mb)
@@ -86,13 +88,17 @@ class ModelServer:
                 tokens += delta.tokens
                 finished = delta.finish_reason is not None
                 if request.stream and (delta.text or finished):
-                    yield Delta("".join(text), tokens, delta.finish_reason)
+                    yield self._signed(replace(delta, text="".join(text), tokens=tokens))
                     text, tokens = [], 0
             if not request.stream:
-                yield Delta("".join(text), tokens, delta.finish_reason)
+                yield self._signed(replace(delta, text="".join(text), tokens=tokens))
         finally:
             if not finished:  # the caller went away: stop decoding for it
                 self.cancelled.add(deltas)
+
+    def _signed(self, delta: Delta) -> Delta:
+        """The last delta names this replica (the router returns it in the x-replica-id header)."""
+        return replace(delta, replica=self.replica) if delta.finish_reason else delta
 
     def stats(self) -> dict:
         """This replica's process id, its decode steps by batch size, and prefix-cache reuse."""
@@ -140,7 +146,7 @@ class ModelServer:
             for q, d in steps:
                 tokens += d.tokens
                 old = merged.get(q)
-                merged[q] = d if old is None else Delta(old.text + d.text, old.tokens + d.tokens, d.finish_reason)
+                merged[q] = d if old is None else replace(d, text=old.text + d.text, tokens=old.tokens + d.tokens)
             if tokens:
                 self.tokens_metric.inc(tokens)
             if any(d.finish_reason for _, d in steps) or not self.waiting.empty() or time.perf_counter() > deadline:

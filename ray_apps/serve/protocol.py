@@ -151,14 +151,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> CompletionUsage:
     return CompletionUsage(
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details={"cached_tokens": cached_tokens},
     )
 
 
 def chat_completion(
-    id: str, model: str, texts: list[str], finishes: list[str], prompt_tokens: int, completion_tokens: int
+    id: str, model: str, texts: list[str], finishes: list[str], usage_: CompletionUsage
 ) -> ChatCompletion:
     choices = [
         ChatChoice(index=i, message=ChatCompletionMessage(role="assistant", content=t), finish_reason=f)
@@ -170,7 +173,7 @@ def chat_completion(
         created=int(time.time()),
         model=model,
         choices=choices,
-        usage=usage(prompt_tokens, completion_tokens),
+        usage=usage_,
     )
 
 
@@ -194,9 +197,7 @@ def chat_chunk(
     )
 
 
-def completion(
-    id: str, model: str, texts: list[str], finishes: list[str], prompt_tokens: int, completion_tokens: int
-) -> Completion:
+def completion(id: str, model: str, texts: list[str], finishes: list[str], usage_: CompletionUsage) -> Completion:
     choices = [CompletionChoice(index=i, text=t, finish_reason=f) for i, (t, f) in enumerate(zip(texts, finishes))]
     return Completion(
         id=id,
@@ -204,7 +205,7 @@ def completion(
         created=int(time.time()),
         model=model,
         choices=choices,
-        usage=usage(prompt_tokens, completion_tokens),
+        usage=usage_,
     )
 
 

@@ -21,11 +21,13 @@ from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 from starlette.exceptions import HTTPException
 
+from ..endpoints import SESSION_HEADER
 from ..models.loading import context_length, load_tokenizer
 from . import protocol
 from .engine import Delta, GenerationRequest, SamplingParams
 from .protocol import APIError, ChatRequest, CompletionRequest
 
+REPLICA_HEADER = "x-replica-id"  # which model replica answered (non-streamed responses)
 api = FastAPI(title="ReaLM on Ray", description="OpenAI-compatible chat and completions for the served models.")
 LATENCY_BOUNDARIES = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 
@@ -123,28 +125,34 @@ class OpenAIRouter:
             ]
             prompt_tokens = sum(len(ids) for ids, _ in prompts)
             self.prompt_tokens_metric.inc(prompt_tokens, tags={"model": model})
+            handle = self.handles[model]
+            if session := http.headers.get(SESSION_HEADER):  # Serve's session router keeps a session on one replica
+                handle = handle.options(session_id=session)
             deltas = self._merge(
-                [self.handles[model].generate.remote(GenerationRequest(ids, p, request.stream)) for ids, p in choices]
+                [handle.generate.remote(GenerationRequest(ids, p, request.stream)) for ids, p in choices]
             )
             if request.stream:
                 events = self._events(deltas, request, endpoint, len(choices), prompt_tokens, started)
                 return StreamingResponse(events, media_type="text/event-stream")
             texts, finishes, completion_tokens = [""] * len(choices), [""] * len(choices), 0
+            cached, replicas = [0] * len(choices), set()
             async for index, delta in deltas:
                 texts[index] += delta.text
                 completion_tokens += delta.tokens
                 finishes[index] = delta.finish_reason or finishes[index]
+                cached[index] = max(cached[index], delta.cached_tokens)
+                replicas.add(delta.replica)
             build = protocol.chat_completion if endpoint == "chat" else protocol.completion
             body = build(
                 protocol.new_id("chatcmpl" if endpoint == "chat" else "cmpl"),
                 model,
                 texts,
                 finishes,
-                prompt_tokens,
-                completion_tokens,
+                protocol.usage(prompt_tokens, completion_tokens, sum(cached[:: request.n])),  # a prompt's first choice
             )
             self._observe(model, endpoint, 200, started)
-            return JSONResponse(body.model_dump(exclude_none=False))
+            headers = {REPLICA_HEADER: ",".join(sorted(replicas - {""}))}
+            return JSONResponse(body.model_dump(exclude_none=False), headers=headers)
         except Exception as exc:
             error = protocol.as_api_error(exc)
             self._observe(model or "unknown", endpoint, error.status, started)
@@ -222,8 +230,10 @@ class OpenAIRouter:
             if endpoint == "chat":
                 for i in range(n):
                     yield protocol.sse(protocol.chat_chunk(rid, model, i, role="assistant", content=""))
+            cached = [0] * n
             async for index, delta in deltas:
                 completion_tokens += delta.tokens
+                cached[index] = max(cached[index], delta.cached_tokens)
                 if not delta.text and delta.finish_reason is None:
                     continue
                 if endpoint == "chat":
@@ -236,7 +246,7 @@ class OpenAIRouter:
                     )
                 yield protocol.sse(chunk)
             if request.include_usage:
-                usage = protocol.usage(prompt_tokens, completion_tokens)
+                usage = protocol.usage(prompt_tokens, completion_tokens, sum(cached[:: request.n]))
                 final = (
                     protocol.chat_chunk(rid, model, usage_=usage)
                     if endpoint == "chat"

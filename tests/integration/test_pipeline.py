@@ -161,3 +161,19 @@ def test_killed_during_rollout_then_rerun_keeps_every_seed_once(head, submitted)
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out[-4000:]
     assert all(f"{stage}: done before, skipped" in out for stage in STAGES), out[-3000:]
+
+
+def test_the_pipeline_runs_on_the_vllm_engine(head, tmp_path):
+    """The tiny default as it is, but `serve.engine=vllm`: vLLM's CPU build serves the rollout and the eval answers."""
+    proc = _pipeline(head, tmp_path / "run", "serve.engine=vllm")
+    out, _ = proc.communicate(timeout=1500)
+    assert proc.returncode == 0, out[-4000:]
+    root = tmp_path / "run"
+    assert all(json.loads((root / "stages" / f"{s}.json").read_text())["status"] == "complete" for s in STAGES)
+    assert "no sampling seeds: vLLM's CPU engine fails on seeded requests" in out
+    assert "[pipeline] serving usergpt, baseline at" in out and "(engine vllm)" in out
+    summary = json.loads((root / "realchat" / "summary.json").read_text())
+    assert summary["sessions"] >= 12 and summary["seeds"] == 24, summary  # the breaker did not stop it
+    assert summary["prefix_cache_hit_rate"]["assistant"] > 0
+    answers = (root / "eval" / "demo" / "model_answer" / "realm.jsonl").read_text().splitlines()
+    assert len(answers) == 10

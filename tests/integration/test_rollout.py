@@ -164,6 +164,23 @@ def test_retries_and_failures_account_for_every_seed(ray_session, tmp_path):
     assert all(f["reason"].endswith("endpoint_error") and f["detail"] for f in failures)
 
 
+def test_every_request_of_a_session_carries_its_session_key(ray_session, tmp_path):
+    fake = FakeEndpoint().start()
+    try:
+        cfg = _config(
+            tmp_path, fake.url, fake.url, "rollout.num_sessions=6", user="fake-user", assistant="fake-assistant"
+        )
+        run_rollout(cfg)
+    finally:
+        fake.stop()
+    sessions, failures = _outputs(tmp_path / "realchat")
+    assert len(sessions) == 6 and not failures
+    keys = [header for _, header in fake.sessions]
+    assert None not in keys and set(keys) == {s["id"] for s in sessions}  # the session's key, on both roles' requests
+    for s in sessions:  # every turn of both roles: 3 simulator turns (the last one ends it) and 2 answers
+        assert sorted(m for m, key in fake.sessions if key == s["id"]) == ["fake-assistant"] * 2 + ["fake-user"] * 3
+
+
 def test_circuit_breaker_stops_the_run_with_a_clear_message(ray_session, tmp_path):
     fake = FakeEndpoint(failure_rate=1.0, hang_s=1.0).start()
     try:

@@ -5,10 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from ray.exceptions import RayActorError
 
 from ray_apps.config import ConfigError, load_config
-from ray_apps.serve import build_app, model_paths
+from ray_apps.serve import app_builder, model_paths
 from ray_apps.serve.protocol import APIError, ChatRequest, CompletionRequest, as_api_error, parse_request
 from ray_apps.serve.vllm import llm_config
 
@@ -95,6 +96,8 @@ def test_serve_config_is_checked_at_start(tmp_path):
 
 
 def test_vllm_engine_config_turns_on_prefix_caching_and_scaling(tmp_path):
+    from ray.serve.llm import LLMConfig
+
     cfg = load_config(
         ROOT / "configs/llama2-7b.yaml",
         [
@@ -110,28 +113,54 @@ def test_vllm_engine_config_turns_on_prefix_caching_and_scaling(tmp_path):
         and kwargs["engine_kwargs"]["tensor_parallel_size"] == 2
     )
     assert kwargs["engine_kwargs"]["max_model_len"] == 4096 and kwargs["accelerator_type"] == "H100"
+    assert "placement_group_config" not in kwargs and "kv_cache_memory_bytes" not in kwargs["engine_kwargs"]
     assert kwargs["deployment_config"]["autoscaling_config"] == {
         "min_replicas": 1,
+        "initial_replicas": 1,
         "max_replicas": 8,
         "target_ongoing_requests": 48,
     }
-    try:  # ray.serve.llm's own schema, when this Ray ships it importable without vLLM
-        from ray.llm._internal.serve.core.configs.llm_config import LLMConfig
-    except ImportError:
-        return
+    LLMConfig(**kwargs)  # ray.serve.llm's own schema
+
+
+def test_vllm_engine_without_gpus_uses_cpu_bundles_a_bounded_kv_cache_and_the_session_router(tmp_path):
+    from ray.serve.llm import LLMConfig
+
+    cfg = load_config(
+        ROOT / "configs/tiny.yaml", ["serve.engine=vllm", f"serve.models=[{{name: usergpt, path: {tmp_path}}}]"]
+    )
+    kwargs = llm_config(cfg.serve.models[0], str(tmp_path), cfg.serve)
+    assert "accelerator_type" not in kwargs
+    assert kwargs["placement_group_config"] == {"bundles": [{"CPU": 1.0}]}
+    assert kwargs["deployment_config"]["ray_actor_options"] == {"num_cpus": 0}  # the bundle is the replica's cost
+    assert kwargs["engine_kwargs"]["kv_cache_memory_bytes"] == 2**30
+    assert kwargs["engine_kwargs"]["max_num_seqs"] == cfg.serve.max_batch_size
+    assert kwargs["deployment_config"]["request_router_config"] == {
+        "request_router_class": "ray.serve.experimental.consistent_hash_router.ConsistentHashRouter"
+    }
     LLMConfig(**kwargs)
+    power = load_config(ROOT / "configs/tiny.yaml", ["serve.engine=vllm", "serve.request_router=power_of_two"])
+    assert (
+        "request_router_config"
+        not in llm_config(power.serve.models[0], str(tmp_path), power.serve)["deployment_config"]
+    )
 
 
-def test_vllm_engine_without_vllm_fails_at_start_naming_the_key():
-    try:
-        import vllm  # noqa: F401
+def test_the_prefix_router_needs_the_vllm_engine():
+    with pytest.raises(ConfigError, match="request_router"):
+        load_config(ROOT / "configs/tiny.yaml", ["serve.request_router=prefix"])
 
-        pytest.skip("vLLM is installed here")
-    except ImportError:
-        pass
-    cfg = load_config(ROOT / "configs/llama2-7b.yaml", ["serve.models=[{name: usergpt, path: org/usergpt}]"])
-    with pytest.raises(ConfigError, match="serve.engine=vllm needs vLLM"):
-        build_app(cfg)
+
+def test_vllm_engine_without_vllm_fails_at_start_naming_the_key(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    code = (  # an install without vLLM: the import of ray.serve.llm fails
+        "import sys; sys.modules['ray.serve.llm'] = None; from ray_apps.config import ConfigError, load_config; "
+        "from ray_apps.serve import build_app\n"
+        f"cfg = load_config('configs/llama2-7b.yaml', ['serve.models=[{{name: usergpt, path: {tmp_path}}}]'])\n"
+        "try: build_app(cfg)\nexcept ConfigError as exc: print(exc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "serve.engine=vllm needs vLLM" in out.stdout
 
 
 def test_the_hf_engine_never_imports_vllm(offline_model_dir):
@@ -142,3 +171,12 @@ def test_the_hf_engine_never_imports_vllm(offline_model_dir):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_serve_config_file_builds_the_vllm_app_with_an_override(offline_model_dir):
+    spec = yaml.safe_load((ROOT / "configs/serve/tiny.yaml").read_text())
+    [application] = spec["applications"]
+    model = f"serve.models=[{{name: usergpt, path: '{offline_model_dir}', num_cpus: 0.25}}]"
+    args = {"config": str(ROOT / application["args"]["config"]), "overrides": ["serve.engine=vllm", model]}
+    app = app_builder(args)  # what `serve run configs/serve/tiny.yaml` calls, with the override in `args`
+    assert type(app).__name__ == "Application" and app._bound_deployment.name == "OpenAiIngress"
