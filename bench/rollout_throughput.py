@@ -119,6 +119,7 @@ def config(args, workdir: Path, model_dir: str, engine: str, replicas: int, rout
             f"rollout.user.tokenizer={model_dir}",
             f"rollout.assistant.tokenizer={model_dir}",
             "rollout.progress_interval_s=30",
+            *args.override,
         ],
     )
 
@@ -166,6 +167,7 @@ def main() -> None:
     parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs of each hf replica")
     parser.add_argument("--no-routing", action="store_true", help="skip the session vs power-of-two comparison")
     parser.add_argument("--output", default=str(ROOT / "bench/results/rollout_throughput.json"))
+    parser.add_argument("--override", action="append", default=[], help="a config override for every deployment")
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
@@ -175,9 +177,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
     model_dir = args.model or tiny_model(workdir)
     engines = ["hf", "vllm"] if args.engine == "both" else [args.engine]
+    port = free_port()  # Serve's proxy keeps the port it started on: every deployment of the run uses it
     result = {"model": model_dir, "cores": cores, "gpus": cluster_has_gpus(), "targets": TARGETS, "engines": {}}
     for engine in engines:
-        cfg = config(args, workdir / engine, model_dir, engine, 1, "session", free_port())
+        cfg = config(args, workdir / engine, model_dir, engine, 1, "session", port)
         result["engines"][engine] = r = measure(cfg, workdir / engine, raw=True)
         print(f"{engine}: rollout {r['tokens_per_s']} tok/s, raw {r['raw_engine']['tokens_per_s']}", flush=True)
     if len(engines) == 2:
@@ -187,7 +190,7 @@ def main() -> None:
     if not args.no_routing:
         result["routing"] = {}
         for router in ("power_of_two", "session"):
-            cfg = config(args, workdir / router, model_dir, "hf", 2, router, free_port())
+            cfg = config(args, workdir / router, model_dir, "hf", 2, router, port)
             result["routing"][router] = r = measure(cfg, workdir / router, raw=False)
             print(f"hf x2 {router}: {r['tokens_per_s']} tok/s, hit rate {r['prefix_cache_hit_rate']}", flush=True)
         routing = result["routing"]

@@ -69,7 +69,12 @@ def test_models_are_listed_and_chat_completions_report_usage(client, app):
 def test_streaming_gives_the_same_completion_in_pieces(app):
     async def run():
         client = openai.AsyncOpenAI(base_url=app["url"], api_key="unused", max_retries=0)
-        messages = [{"role": "user", "content": "Tell me about the history of Rome."}]
+        messages = [
+            {
+                "role": "user",
+                "content": "Tell me about the history of Rome, from its founding to the fall of the empire.",
+            }
+        ]
         whole = await client.chat.completions.create(model="baseline", messages=messages, max_tokens=150, temperature=0)
         stream = await client.chat.completions.create(
             model="baseline",
@@ -89,7 +94,12 @@ def test_streaming_gives_the_same_completion_in_pieces(app):
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(content) == whole.choices[0].message.content
     assert finishes == [whole.choices[0].finish_reason]
-    assert chunks[-1].choices == [] and chunks[-1].usage == whole.usage  # usage comes last, when asked for
+    streamed = chunks[-1].usage  # usage comes last, when asked for
+    assert chunks[-1].choices == [] and streamed.model_dump(
+        exclude={"prompt_tokens_details"}
+    ) == whole.usage.model_dump(exclude={"prompt_tokens_details"})
+    # The same prompt again: its tokens come from the prefix cache, and the usage says so.
+    assert 0 < streamed.prompt_tokens_details.cached_tokens <= streamed.prompt_tokens
     assert whole.usage.completion_tokens < 40 or len(content) >= 2  # a long answer arrives in several pieces
 
 
