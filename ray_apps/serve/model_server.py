@@ -26,9 +26,20 @@ logger = logging.getLogger("ray.serve")
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
 
+class _Choice:
+    """The decode loop's key of one choice: what it puts here goes to the caller's queue, tagged with the index."""
+
+    def __init__(self, index: int, out: asyncio.Queue):
+        self.index, self.out = index, out
+
+    def put_nowait(self, delta) -> None:
+        self.out.put_nowait((self.index, delta))
+
+
 @serve.deployment
 class ModelServer:
-    """Streams :class:`Delta` objects for one :class:`GenerationRequest` (call with ``handle.options(stream=True)``)."""
+    """Streams :class:`Delta` objects for a request's :class:`GenerationRequest` choices (call with
+    ``handle.options(stream=True)``)."""
 
     def __init__(
         self,
@@ -71,30 +82,33 @@ class ModelServer:
         for metric in (self.batch_size_metric, self.tokens_metric, self.running_metric, self.waiting_metric):
             metric.set_default_tags(tags)
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
-        """The completion of one request: deltas as text becomes final when ``request.stream``, else one delta."""
+    async def generate(self, requests: list[GenerationRequest]) -> AsyncIterator[tuple[int, Delta]]:
+        """The completions of a request's choices (all its prompts times ``n``), as ``(choice index, delta)``: deltas
+        as text becomes final when streamed, else one delta per choice. One call for all choices: Serve's request
+        routers track a caller's requests by its request id, which concurrent calls from one request would share."""
         if self.loop_task is None or self.loop_task.done():
             self.waiting = self.waiting or asyncio.Queue()
             self.loop_task = asyncio.create_task(self._decode_loop())
-        deltas: asyncio.Queue = asyncio.Queue()
-        self.waiting.put_nowait((request, deltas))
-        text, tokens, finished = [], 0, False
+        out: asyncio.Queue = asyncio.Queue()
+        choices = [_Choice(i, out) for i in range(len(requests))]
+        for request, choice in zip(requests, choices):
+            self.waiting.put_nowait((request, choice))
+        text, tokens = [[] for _ in requests], [0] * len(requests)
+        unfinished = set(range(len(requests)))
         try:
-            while not finished:
-                delta = await deltas.get()
+            while unfinished:
+                i, delta = await out.get()
                 if isinstance(delta, Exception):
                     raise delta
-                text.append(delta.text)
-                tokens += delta.tokens
-                finished = delta.finish_reason is not None
-                if request.stream and (delta.text or finished):
-                    yield self._signed(replace(delta, text="".join(text), tokens=tokens))
-                    text, tokens = [], 0
-            if not request.stream:
-                yield self._signed(replace(delta, text="".join(text), tokens=tokens))
-        finally:
-            if not finished:  # the caller went away: stop decoding for it
-                self.cancelled.add(deltas)
+                text[i].append(delta.text)
+                tokens[i] += delta.tokens
+                if delta.finish_reason is not None:
+                    unfinished.discard(i)
+                if delta.finish_reason is not None or (requests[i].stream and delta.text):
+                    yield i, self._signed(replace(delta, text="".join(text[i]), tokens=tokens[i]))
+                    text[i], tokens[i] = [], 0
+        finally:  # the caller went away: stop decoding for it
+            self.cancelled.update(choices[i] for i in unfinished)
 
     def _signed(self, delta: Delta) -> Delta:
         """The last delta names this replica (the router returns it in the x-replica-id header)."""

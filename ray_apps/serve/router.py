@@ -6,7 +6,6 @@ bad request is a 4xx here and never costs a replica anything.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at runtime.
-import asyncio
 import hashlib
 import hmac
 import time
@@ -128,9 +127,7 @@ class OpenAIRouter:
             handle = self.handles[model]
             if session := http.headers.get(SESSION_HEADER):  # Serve's session router keeps a session on one replica
                 handle = handle.options(session_id=session)
-            deltas = self._merge(
-                [handle.generate.remote(GenerationRequest(ids, p, request.stream)) for ids, p in choices]
-            )
+            deltas = handle.generate.remote([GenerationRequest(ids, p, request.stream) for ids, p in choices])
             if request.stream:
                 events = self._events(deltas, request, endpoint, len(choices), prompt_tokens, started)
                 return StreamingResponse(events, media_type="text/event-stream")
@@ -260,34 +257,6 @@ class OpenAIRouter:
         finally:
             self._observe(model, endpoint, status, started)
         yield "data: [DONE]\n\n"
-
-    @staticmethod
-    async def _merge(streams: list) -> AsyncIterator[tuple[int, Delta]]:
-        """Interleave the deltas of several choices as they arrive, tagged with the choice index."""
-        if len(streams) == 1:
-            async for delta in streams[0]:
-                yield 0, delta
-            return
-        queue: asyncio.Queue = asyncio.Queue()
-
-        async def pump(index: int, stream) -> None:
-            try:
-                async for delta in stream:
-                    await queue.put((index, delta))
-                await queue.put((index, None))
-            except Exception as exc:
-                await queue.put((index, exc))
-
-        tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
-        try:
-            for _ in range(len(streams)):
-                while (item := await queue.get())[1] is not None:
-                    if isinstance(item[1], Exception):
-                        raise item[1]
-                    yield item
-        finally:
-            for task in tasks:
-                task.cancel()
 
     # --- helpers ---------------------------------------------------------------------------
 

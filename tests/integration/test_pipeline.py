@@ -174,6 +174,5 @@ def test_the_pipeline_runs_on_the_vllm_engine(head, tmp_path):
     assert "[pipeline] serving usergpt, baseline at" in out and "(engine vllm)" in out
     summary = json.loads((root / "realchat" / "summary.json").read_text())
     assert summary["sessions"] >= 12 and summary["seeds"] == 24, summary  # the breaker did not stop it
-    assert summary["prefix_cache_hit_rate"]["assistant"] > 0
     answers = (root / "eval" / "demo" / "model_answer" / "realm.jsonl").read_text().splitlines()
     assert len(answers) == 10
