@@ -155,7 +155,7 @@ def start_tiny_app(usergpt: dict, tiny_model_dir, workdir, *overrides: str) -> d
     )
     return {
         "url": start_serve(cfg),
-        "port": port,
+        "port": cfg.serve.port,  # an override may name another
         "config": cfg,
         "usergpt": usergpt["output"],
         "baseline": str(tiny_model_dir),

@@ -15,7 +15,6 @@ from ..helpers import ROOT, free_port, start_tiny_app
 
 pytestmark = pytest.mark.integration
 
-PORT = free_port()
 TWO_REPLICAS = (
     "[{name: usergpt, path: '%s', num_cpus: 0.25, min_replicas: 2, max_replicas: 2}, "
     "{name: baseline, path: '%s', num_cpus: 0.25, min_replicas: 2, max_replicas: 2}]"
@@ -25,7 +24,7 @@ TWO_REPLICAS = (
 @pytest.fixture(scope="module")
 def deploy(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
     """Deploys the app with a router (the same app name and port: a redeploy replaces the replicas)."""
-    workdir = tmp_path_factory.mktemp("routing")
+    workdir, port = tmp_path_factory.mktemp("routing"), free_port()
 
     def start(router: str) -> dict:
         if "realm" in serve.status().applications:
@@ -35,7 +34,7 @@ def deploy(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
             usergpt,
             tiny_model_dir,
             workdir,
-            f"serve.port={PORT}",
+            f"serve.port={port}",
             f"serve.models={models}",
             f"serve.request_router={router}",
         )
@@ -65,7 +64,7 @@ def _rollout(app: dict, workdir) -> dict:
         ROOT / "configs/tiny.yaml",
         [
             f"run.workdir={workdir}",
-            f"serve.port={PORT}",
+            f"serve.port={app['port']}",
             "rollout.num_sessions=16",
             "rollout.max_turns=3",
             "rollout.user.max_tokens=24",
