@@ -101,7 +101,7 @@ def _stats(config, args, join_ray):
 def _simulator(config, args, join_ray):
     from .eval import run_simulator
 
-    run_simulator(config, args.output)
+    run_simulator(config, args.output, args.simulated, args.real)
 
 
 def _pipeline(config, args, join_ray):
@@ -152,9 +152,14 @@ EVAL_COMMANDS = {
         ),
     ),
     "simulator": Command(
-        "The user simulator's perplexity on real human turns, next to the untrained base model's.",
+        "The user simulator against real people: perplexity and termination F1 on held-out conversations, its "
+        "sessions next to real ones, each target met or not.",
         _simulator,
-        (arg("--output", default=None, help="JSON file (default: <eval.output>/simulator.json)"),),
+        (
+            arg("--output", default=None, help="JSON file (default: <eval.output>/simulator.json)"),
+            arg("--simulated", default=None, help="rollout output to compare with real sessions (default: the run's)"),
+            arg("--real", default=None, help="real sessions to compare with (default: the prepared train split)"),
+        ),
     ),
 }
 

@@ -57,12 +57,13 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         nested = _section_type(field.annotation)
         description = (field.description or "").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
         if nested is not None:
-            listed = typing.get_origin(field.annotation) is list
+            container = typing.get_origin(field.annotation)
+            kind = {list: "list of ", dict: "map of names to "}.get(container, "")
             rows.append(
-                f"| `{key}` | {'list of ' if listed else ''}{nested.__name__}"
+                f"| `{key}` | {kind}{nested.__name__}"
                 f"{' or null' if type(None) in typing.get_args(field.annotation) else ''} | | {description} |"
             )
-            rows += _rows(nested, f"{key}[]." if listed else f"{key}.")
+            rows += _rows(nested, key + {list: "[].", dict: ".<name>."}.get(container, "."))
         else:
             kind = _type_name(field.annotation).replace("|", "\\|")  # a pipe inside a table cell must be escaped
             rows.append(f"| `{key}` | `{kind}` | {_default(field)} | {description} |")

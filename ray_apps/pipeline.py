@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -40,6 +40,7 @@ class Stage:
     after: tuple[str, ...]  # stages whose artefacts it reads
     artefacts: tuple[Path, ...]  # what it writes (cleared when its fingerprint changes)
     run: Callable[[str], dict]  # called with the stage's fingerprint
+    settings: dict = field(default_factory=dict)  # what else it reads (hashed with the sections)
 
 
 def run_pipeline(config: PipelineConfig, workdir: str | None = None) -> Path:
@@ -137,7 +138,9 @@ def _train_stage(
         metrics = run_train(derived, role, run_name=f"{config.run.name}-{name}-{fingerprint[:8]}")
         return {k: metrics.get(k) for k in ("output", "step", "eval_loss_first", "eval_loss_last", "tokens_per_second")}
 
-    return Stage(f"train-{name}", ("train",), after, (output,), run)
+    # its own training keys (the shared ones with train.models[name] applied): another model's do not redo it
+    settings = {"train": config.train.for_model(name).model_dump(mode="json", exclude={"models"})}
+    return Stage(f"train-{name}", (), after, (output,), run, settings)
 
 
 def _rollout(config: PipelineConfig, output: Path) -> dict:
@@ -231,7 +234,10 @@ def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
 
 def _fingerprint(config: PipelineConfig, stage: Stage, upstream: dict[str, str]) -> str:
     dumped = config.model_dump(mode="json")
-    inputs = {"sections": {s: dumped[s] for s in stage.sections}, "after": {s: upstream[s] for s in stage.after}}
+    inputs = {
+        "sections": {s: dumped[s] for s in stage.sections} | stage.settings,
+        "after": {s: upstream[s] for s in stage.after},
+    }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -57,6 +58,118 @@ def _stats(stats: dict, stats_dir: Path, here: Path) -> Section:
         ],
         [f"{rel}/{png}" for png in ("turns.png", "user_utterances.png", "assistant_utterances.png")],
     )
+
+
+def _target(target: dict | None) -> tuple[str, str]:
+    if target is None:
+        return "", ""
+    bound = " and ".join(f"{sign} {v}" for sign, v in ((">=", target["min"]), ("<=", target["max"])) if v is not None)
+    return bound, "yes" if target["met"] else "NO"
+
+
+def _fidelity(sim: dict) -> Section:
+    """The simulator next to real people: each figure, real and simulated, with its target."""
+    targets, sessions = sim.get("targets", {}), sim.get("sessions")
+    term = sim["simulator"]["termination"]
+    rows = [
+        [
+            "human-turn perplexity on held-out conversations (untrained base in brackets)",
+            "—",
+            f"{sim['simulator']['perplexity']} ({sim['base']['perplexity']})",
+            "perplexity_ratio",
+            sim.get("perplexity_ratio"),
+        ],
+        [
+            "termination F1 on held-out conversations: likelier choice (top token; sampled)",
+            "—",
+            f"{term['likelier']['f1']} ({term['top_token']['f1']}; {term['sampled']['f1']})",
+            "termination_f1",
+            sim.get("termination_f1"),
+        ],
+    ]
+    if sessions:
+        real, simulated = sessions["real"], sessions["simulated"]
+        for label, stat, key in (
+            ("mean user-utterance length", "mean_user_utterance_length", "user_utterance_length_ratio"),
+            ("mean user turns per session", "mean_turns", "user_turns_ratio"),
+            ("share of user turns asking a question", "user_question_share", "question_share_ratio"),
+        ):
+            rows.append([label, real[stat], simulated[stat], key, sessions[key]])
+        rows += [
+            ["sessions ended by the end marker", "—", sessions["end_marker_share"], "end_marker_share", None],
+            [
+                "role flips (all user turns written)",
+                real["user_role_flip_rate"],
+                sessions["role_flip_rate"],
+                "role_flip_rate",
+                None,
+            ],
+            [
+                "repeated user turns (all written)",
+                real["user_repeated_turn_rate"],
+                sessions["repeated_turn_rate"],
+                "repeated_turn_rate",
+                None,
+            ],
+            [
+                "distinct openings / sessions",
+                *sessions["opening_distinct_share"].values(),
+                "opening_distinct_share",
+                None,
+            ],
+            ["distinct-2 of openings", *sessions["opening_distinct_2"].values(), "", None],
+            [
+                "Wasserstein distance: user-utterance lengths",
+                "—",
+                sessions["user_utterance_length_wasserstein"],
+                "",
+                None,
+            ],
+            ["Wasserstein distance: user turns per session", "—", sessions["user_turns_wasserstein"], "", None],
+        ]
+    table = [[label, real, simulated, ratio, *_target(targets.get(key))] for label, real, simulated, key, ratio in rows]
+    text = [
+        f"Held out: {sim['conversations']} real conversations no model trained on. Session figures compare the "
+        "rollout's sessions with the real training split; rates count every user turn the simulator wrote, "
+        "including those the rollout's filters resampled."
+    ]
+    if sessions:
+        resampled = ", ".join(f"{k} {v}" for k, v in sessions["resampled_user_turns"].items()) or "none"
+        text.append(f"Resampled user turns: {resampled} (of {sessions['user_turns_written']} written).")
+    missed = [k for k, t in targets.items() if not t["met"]]
+    text.append(f"Targets not met: {', '.join(missed)}." if missed else "Every target is met.")
+    return Section("User simulator fidelity", ["figure", "real", "simulated", "ratio", "target", "met"], table, text)
+
+
+def _assistants(results: dict, evaluation: dict) -> Section:
+    """ReaLM (trained on simulated sessions) against the baseline (trained on real ones), in plain words."""
+    losses = {m: (results.get(f"train-{m}") or {}).get("eval_loss_last") for m in ("baseline", "realm")}
+    if None in losses.values():
+        return Section("ReaLM vs baseline", text=["No eval loss for both assistants: they are not compared."])
+    ppl = {m: math.exp(v) for m, v in losses.items()}
+    ratio = ppl["realm"] / ppl["baseline"]
+    text = [
+        f"On the real eval split (conversations neither trained on), ReaLM's perplexity on assistant turns is "
+        f"{ppl['realm']:.2f} against the baseline's {ppl['baseline']:.2f}: x{ratio:.2f} the baseline's, "
+        + ("worse." if ratio > 1 else "better or equal."),
+        "ReaLM learns the assistant turns of the simulated sessions, which rollout.assistant wrote: it can only "
+        "be as good as that teacher. With the run's own baseline as the teacher (the default) it learns a copy of "
+        "the baseline from fewer, machine-written turns, so it is expected to be worse; the method's gain comes "
+        "from a stronger teacher (the paper's was ChatGPT).",
+    ]
+    if evaluation.get("judge"):
+        text.append("The judge's verdicts on the benchmark answers are in the Judge sections above.")
+    else:
+        text.append(
+            "No judge ran, so the benchmark answers are not scored; the table above only counts them and their length."
+        )
+    text.append(
+        "At this scale (the embedded tiny model, a few hundred sessions) the assistants learn the corpus's "
+        "wording, not to answer new questions: read these figures as a check that ReaLM can be trained on "
+        "simulated sessions and measured against the baseline, not as a quality claim. The method's claim "
+        "(ReaLM close to or above the baseline) needs a real base model and corpus (configs/llama2-7b.yaml)."
+    )
+    return Section("ReaLM vs baseline", text=text)
 
 
 def _benchmarks(evaluation: dict, layout: RunLayout) -> list[Section]:
@@ -124,15 +237,9 @@ def write_pipeline_report(layout: RunLayout, results: dict, manifest: dict) -> P
         sections.append(_rollout(rollout))
     if evaluation := results.get("eval"):
         sections.append(_stats(evaluation["stats"], layout.stats, here))
-        sim = evaluation["simulator"]
-        sections.append(
-            Section(
-                "User simulator fidelity",
-                ["model", "human-turn perplexity on held-out real conversations"],
-                [["usergpt", sim["simulator"]["perplexity"]], ["untrained base", sim["base"]["perplexity"]]],
-            )
-        )
+        sections.append(_fidelity(evaluation["simulator"]))
         sections += _benchmarks(evaluation, layout)
+        sections.append(_assistants(results, evaluation))
     versions = ", ".join(f"{k} {v}" for k, v in manifest["packages"].items())
     sections.append(
         Section("Run", text=[f"Config fingerprint {manifest['config_fingerprint']} ({manifest['config']}).", versions])

@@ -513,6 +513,8 @@ INTROS = [
     "Happy to help with that.",
     "",
 ]
+# How people announce their last question: the simulator can learn when a conversation is about to end.
+LAST_QUESTION = ["One last thing:", "Last question:", "Final question:", "One more and then I'm done:"]
 LINKS = ["Does that make sense?", "Let me know if you want more detail on any of these.", "", ""]
 
 OTHER_LANGUAGES = [
@@ -583,14 +585,17 @@ def conversation(rng: random.Random, index: int) -> dict:
         {"from": "human", "value": opening},
         {"from": "gpt", "value": _answer(rng, facts, code, rng.randint(2, 4))},
     ]
-    for question in rng.sample(followups, rng.choice([0, 1, 1, 2, 2, 3, 4])):
+    questions = rng.sample(followups, rng.choice([0, 1, 1, 2, 2, 3, 4]))
+    if questions and rng.random() < 0.8:  # most people say when they ask their last question
+        questions[-1] = f"{rng.choice(LAST_QUESTION)} {questions[-1][0].lower()}{questions[-1][1:]}"
+    for question in questions:
         turns += [
             {"from": "human", "value": question},
             {"from": "gpt", "value": _answer(rng, facts, code, rng.randint(1, 3))},
         ]
-    if rng.random() < 0.3:
+    if rng.random() < 0.6:  # thanks, and the answer to it: the conversation is over
         turns.append({"from": "human", "value": rng.choice(CLOSINGS)})
-        if rng.random() < 0.6:
+        if rng.random() < 0.9:
             turns.append({"from": "gpt", "value": rng.choice(CLOSING_REPLIES)})
     return {"id": f"{name}-{index:06d}", "conversations": turns}
 

@@ -93,3 +93,11 @@ class EvalConfig(Section):
     heldout: str | None = Field(
         None, description="Held-out real conversations; null: the test split of <workdir>/real."
     )
+    human_detector: str | None = Field(
+        None,
+        description="A text classifier telling human from machine text (path or hub id), for the simulated and "
+        "real user turns' human-like ratio (PlatoLM); null: not measured, nothing downloaded.",
+    )
+    human_label: str = Field(
+        "human", min_length=1, description="The human_detector's label for human text (case is ignored)."
+    )

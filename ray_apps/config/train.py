@@ -20,6 +20,16 @@ class LoraConfig(Section):
     )
 
 
+class TrainOverrides(Section):
+    """Keys of one model's training that replace the shared ones (null keeps the shared value)."""
+
+    num_epochs: float | None = Field(None, gt=0, description="Passes over the training set.")
+    max_steps: int | None = Field(None, description="Stop after this many optimizer steps; -1 runs num_epochs.")
+    learning_rate: float | None = Field(None, gt=0, description="Peak learning rate.")
+    warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Share of steps spent warming up.")
+    effective_batch_size: int | None = Field(None, ge=1, description="Sequences per optimizer step over all workers.")
+
+
 class TrainConfig(Section):
     data: str | None = Field(
         None, description="Prepared dataset directory (`realm prepare` output); null: <workdir>/real."
@@ -74,6 +84,11 @@ class TrainConfig(Section):
     eval_steps: int = Field(50, ge=1, description="Evaluate every N optimizer steps (and once before training).")
     logging_steps: int = Field(10, ge=1, description="Log progress every N optimizer steps.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA through peft.")
+    models: dict[str, TrainOverrides] = Field(
+        default_factory=dict,
+        description="Per model, by its output directory's name (usergpt, baseline, realm): keys that replace the "
+        "ones above for that model, e.g. more epochs for the simulator.",
+    )
     fail_at_step: int | None = Field(
         None, ge=1, description="Testing only: fail once at this step to exercise recovery."
     )
@@ -84,3 +99,10 @@ class TrainConfig(Section):
         if value not in (0, 2, 3):
             raise ValueError(f"ZeRO stage must be 0, 2 or 3, got {value}")
         return value
+
+    def for_model(self, name: str) -> TrainConfig:
+        """This section with ``models[name]``'s keys applied (itself when it has none)."""
+        overrides = self.models.get(name)
+        if overrides is None:
+            return self
+        return self.model_validate(self.model_dump() | overrides.model_dump(exclude_none=True))

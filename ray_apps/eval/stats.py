@@ -34,6 +34,13 @@ def counter(tokenizer: str | None):
     return text_token_counter(tokenizer), f"tokens of {tokenizer}"
 
 
+def stats_counter(config: PipelineConfig):
+    """The counter of ``eval.stats_tokenizer``, else of the run's tiny base model when there is one, else words."""
+    local = RunLayout(config).model("base")
+    tokenizer = config.eval.stats_tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
+    return counter(tokenizer)
+
+
 def mtld(texts: list[str]) -> float | None:
     """Mean MTLD (threshold 0.72) of the texts that have words."""
     from lexicalrichness import LexicalRichness
@@ -143,9 +150,7 @@ def run_stats(
     if len(names) != len(datasets) or len(set(names)) != len(names):
         raise ConfigError(f"--names: give one distinct name per dataset (got {names} for {len(datasets)} datasets)")
     layout = RunLayout(config)
-    local = layout.model("base")
-    tokenizer = cfg.stats_tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
-    count, unit = counter(tokenizer)
+    count, unit = stats_counter(config)
     loaded = {name: read_records(path) for name, path in zip(names, datasets)}
     results = {
         name: dataset_stats(records, count, name) | {"skipped_rows": dict(skipped)}

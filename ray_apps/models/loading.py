@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from ..config import ConfigError
 from ..errors import StartError
@@ -44,6 +44,10 @@ def load_tokenizer(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
 
 def load_model(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
     return _load(AutoModelForCausalLM, name_or_path, token_env, **kwargs)
+
+
+def load_classifier(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
+    return _load(AutoModelForSequenceClassification, name_or_path, token_env, **kwargs)
 
 
 def load_model_config(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):

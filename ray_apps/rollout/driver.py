@@ -211,6 +211,8 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
     rejected = Counter()
     for r in sessions:
         rejected.update(r["meta"]["rejected_user_turns"])
+    for f in failures:  # written before failures kept their resampled turns: none counted
+        rejected.update(f.get("rejected_user_turns", {}))
     return {
         "seeds": seeds,
         "sessions": len(sessions),

@@ -106,6 +106,7 @@ class SessionRunner:
             "reason": reason,
             "detail": detail,
             "messages": session.messages,
+            "rejected_user_turns": dict(session.rejected),
             "usage": self._usage(session),
         }
         return {"key": session.seed["key"], "status": "failure", "record": record}

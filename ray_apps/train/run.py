@@ -80,8 +80,9 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
     it resumes from its last checkpoint. Returns the final metrics, with ``output`` set to the
     exported Hugging Face directory.
     """
-    cfg = config.train
     paths = _paths(config, role)
+    config = config.model_copy(update={"train": config.train.for_model(Path(paths["output"]).name)})
+    cfg = config.train
     name = run_name or f"{config.run.name}-{Path(paths['output']).name}"
     train, evaluation = _read(paths["data"], "train"), _read(cfg.eval_data or paths["data"], "eval")
     _check(config, paths, train, evaluation)

@@ -182,7 +182,14 @@ def test_the_trained_simulator_predicts_human_turns_better_than_the_base(
     result = run_simulator(config)
     assert result["conversations"] > 0 and result["simulator"]["tokens"] == result["base"]["tokens"] > 0
     assert result["simulator"]["perplexity"] < result["base"]["perplexity"]
-    assert (
-        json.loads((tmp_path / "eval" / "simulator.json").read_text())["simulator"]["perplexity"]
-        == result["simulator"]["perplexity"]
-    )
+    assert result["perplexity_ratio"] == round(result["simulator"]["perplexity"] / result["base"]["perplexity"], 6)
+    written = json.loads((tmp_path / "eval" / "simulator.json").read_text())
+    assert written["simulator"]["perplexity"] == result["simulator"]["perplexity"]
+    # every human turn after an answer is a decision to end or go on, the same ones for both models
+    decisions = {role: result[role]["termination"] for role in ("simulator", "base")}
+    assert decisions["simulator"]["likelier"]["decisions"] == decisions["base"]["top_token"]["decisions"] > 0
+    assert decisions["simulator"]["sampled"]["decisions"] == 4 * decisions["simulator"]["likelier"]["decisions"]
+    assert decisions["base"]["likelier"]["f1"] == 0  # the untrained base never ends a conversation
+    # no rollout in this working directory: the session figures are not measured, and say so
+    assert "sessions" not in written and written["targets"]["end_marker_share"]["value"] is None
+    assert not written["targets"]["end_marker_share"]["met"] and "termination_f1" in written["targets"]

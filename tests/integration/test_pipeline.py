@@ -1,6 +1,6 @@
 """`realm pipeline` end to end on the tiny default: submitted with `ray job submit` to a cluster started
-with `ray start --head` on loopback; then killed during rollout and resumed (every seed exactly once);
-then rerun, skipping every stage."""
+with `ray start --head` on loopback, its simulator meeting the fidelity targets; then killed during
+rollout and resumed (every seed exactly once); then rerun, skipping every stage."""
 
 import json
 import os
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 STAGES = ["prepare", "init-model", "train-usergpt", "train-baseline", "rollout", "train-realm", "eval"]
-# The tiny default, smaller: a test checks that the stages join up, not what they learn.
+# The tiny default, smaller: for a test that checks that the stages join up, not what they learn.
 SMALL = [
     "rollout.num_sessions=24",
     "rollout.max_turns=2",
@@ -41,7 +41,7 @@ def head():
 
 @pytest.fixture(scope="module")
 def submitted(head, tmp_path_factory):
-    """The pipeline submitted as a Ray job: `ray job submit --working-dir . -- python jobs/pipeline.py ...`."""
+    """The tiny default submitted as a Ray job: `ray job submit --working-dir . -- python jobs/pipeline.py ...`."""
     workdir = tmp_path_factory.mktemp("job") / "run"
     command = [
         str(BIN / "ray"),
@@ -57,7 +57,6 @@ def submitted(head, tmp_path_factory):
         "--config",
         "configs/tiny.yaml",
         f"run.workdir={workdir}",
-        *SMALL,
     ]
     for _ in range(30):  # the head answers `ray job list` a little before its job agent takes submissions
         job = subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=1500)
@@ -69,16 +68,9 @@ def submitted(head, tmp_path_factory):
 
 
 def _pipeline(head, workdir, *overrides):
-    """`realm pipeline` as a driver connected to the `ray start` cluster, output captured."""
-    command = [
-        str(BIN / "realm"),
-        "pipeline",
-        "--config",
-        "configs/tiny.yaml",
-        f"run.workdir={workdir}",
-        *SMALL,
-        *overrides,
-    ]
+    """`realm pipeline` (the tiny default with ``overrides``) as a driver connected to the `ray start` cluster,
+    output captured."""
+    command = [str(BIN / "realm"), "pipeline", "--config", "configs/tiny.yaml", f"run.workdir={workdir}", *overrides]
     return subprocess.Popen(
         command,
         cwd=ROOT,
@@ -90,6 +82,7 @@ def _pipeline(head, workdir, *overrides):
     )
 
 
+@pytest.mark.timeout(1800)  # the first test to use it runs the submitted job (about 10 minutes here)
 def test_the_submitted_job_writes_every_artefact(submitted):
     root = submitted["workdir"]
     states = {s: json.loads((root / "stages" / f"{s}.json").read_text()) for s in STAGES}
@@ -100,7 +93,7 @@ def test_the_submitted_job_writes_every_artefact(submitted):
         assert (root / "models" / name / "config.json").is_file()
     sessions = (root / "realchat" / "data" / "sessions.jsonl").read_text().splitlines()
     failures = (root / "realchat" / "failures.jsonl").read_text().splitlines()
-    assert len(sessions) + len(failures) == 24 and sessions
+    assert len(sessions) + len(failures) == 200 and sessions
     for model in ("baseline", "realm"):
         answers = [
             json.loads(line)
@@ -122,6 +115,34 @@ def test_the_submitted_job_writes_every_artefact(submitted):
     )
     assert f"report: {root / 'report' / 'report.html'}" in submitted["log"]
     assert (root / "report" / "report.html").is_file()
+
+
+def test_the_tiny_default_simulator_meets_its_fidelity_targets(submitted):
+    """The method works on the embedded default: the simulator talks like the corpus's people."""
+    root = submitted["workdir"]
+    fidelity = json.loads((root / "eval" / "simulator.json").read_text())
+    missed = {k: t for k, t in fidelity["targets"].items() if not t["met"]}
+    assert not missed, missed
+    assert set(fidelity["targets"]) == {
+        "user_utterance_length_ratio",
+        "user_turns_ratio",
+        "end_marker_share",
+        "question_share_ratio",
+        "perplexity_ratio",
+        "termination_f1",
+        "role_flip_rate",
+    }
+    for key in ("termination_f1_sampled", "opening_distinct_share", "repeated_turn_rate", "user_turns_wasserstein"):
+        assert fidelity[key] is not None, key
+    # the rates count the turns the rollout's filters resampled: the figures are the simulator's, not the filters'
+    summary = json.loads((root / "realchat" / "summary.json").read_text())
+    assert fidelity["sessions"]["resampled_user_turns"] == summary["rejected_user_turns"]
+    assert summary["stop_reasons"].get("max_turns", 0) < summary["stop_reasons"]["end_marker"]
+    for key in fidelity["targets"]:
+        assert f"[eval simulator] target {key} = " in submitted["log"]
+    report = (root / "report" / "report.md").read_text()
+    assert "## User simulator fidelity" in report and "Every target is met." in report
+    assert "## ReaLM vs baseline" in report and "On the real eval split" in report
 
 
 def test_killed_during_rollout_then_rerun_keeps_every_seed_once(head, submitted):
@@ -165,7 +186,7 @@ def test_killed_during_rollout_then_rerun_keeps_every_seed_once(head, submitted)
 
 def test_the_pipeline_runs_on_the_vllm_engine(head, tmp_path):
     """The tiny default as it is, but `serve.engine=vllm`: vLLM's CPU build serves the rollout and the eval answers."""
-    proc = _pipeline(head, tmp_path / "run", "serve.engine=vllm")
+    proc = _pipeline(head, tmp_path / "run", *SMALL, "serve.engine=vllm")
     out, _ = proc.communicate(timeout=1500)
     assert proc.returncode == 0, out[-4000:]
     root = tmp_path / "run"

@@ -16,8 +16,8 @@ def _leaf_keys(model, prefix: str) -> list[str]:
             for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
             if isinstance(a, type) and issubclass(a, BaseModel)
         ]
-        listed = getattr(field.annotation, "__origin__", None) is list
-        keys += _leaf_keys(nested[0], f"{prefix}{name}{'[]' if listed else ''}.") if nested else [f"{prefix}{name}"]
+        container = {list: "[]", dict: ".<name>"}.get(getattr(field.annotation, "__origin__", None), "")
+        keys += _leaf_keys(nested[0], f"{prefix}{name}{container}.") if nested else [f"{prefix}{name}"]
     return keys
 
 

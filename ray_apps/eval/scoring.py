@@ -1,0 +1,115 @@
+"""A model scored on the human turns of held-out real conversations (their simulator view, the view
+UserGPT was trained on), in one forward pass per conversation:
+
+- **perplexity** of the human turns;
+- **termination**: at the start of every human turn after an assistant answer, does the model write
+  ``<|endconversation|>`` exactly where the real conversation ended, and not before? Precision, recall
+  and F1 of those decisions, as UserLM ("Flipping the Dialogue", 2025) reports termination F1, for
+  three ways of deciding: ``likelier`` (the end marker is more probable than every way of going on
+  together: the model's own decision, the headline figure), ``top_token`` (the end marker is the single
+  most probable token: going on is split among many first tokens, so this ends too often) and
+  ``sampled`` (``samples`` draws at the rollout's temperature and top-p: what a rollout does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError
+from ..conversation import END_OF_CONVERSATION
+from ..models.loading import load_model, load_tokenizer
+from ..train.views import training_messages
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    samples: int = 4
+    seed: int = 0
+
+
+def _turn_starts(mask: list[int]) -> list[int]:
+    """Positions of the first token of each trainable (human) turn."""
+    return [i for i, m in enumerate(mask) if m and (i == 0 or not mask[i - 1])]
+
+
+def _draw(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> torch.Tensor:
+    """``sampling.samples`` tokens per row of ``logits``, with temperature and nucleus (top-p) sampling."""
+    if sampling.temperature == 0:
+        return logits.argmax(-1, keepdim=True).expand(-1, sampling.samples)
+    probs = torch.softmax(logits.float() / sampling.temperature, -1)
+    ordered, order = probs.sort(-1, descending=True)
+    outside = ordered.cumsum(-1) - ordered > sampling.top_p  # tokens past the nucleus
+    ordered = ordered.masked_fill(outside, 0)
+    picks = torch.multinomial(ordered, sampling.samples, replacement=True, generator=generator)
+    return order.gather(-1, picks)
+
+
+def _f1(decisions: list[tuple[bool, bool]]) -> dict:
+    """Precision, recall and F1 of (predicted end, real end) pairs."""
+    tp = sum(p and r for p, r in decisions)
+    fp = sum(p and not r for p, r in decisions)
+    fn = sum(r and not p for p, r in decisions)
+    return {
+        "f1": round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else None,
+        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        "decisions": len(decisions),
+    }
+
+
+def score_human_turns(
+    path: str, records: list[dict], max_length: int, simulator_prompt: str, sampling: Sampling
+) -> dict:
+    """Perplexity of ``path``'s model on the human turns, and its termination decisions."""
+    tokenizer, model = load_tokenizer(path), load_model(path).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    end_id = tokenizer.convert_tokens_to_ids(END_OF_CONVERSATION)
+    if end_id is None or end_id == tokenizer.unk_token_id:
+        end_id = None  # a model without the end marker never ends a conversation
+    generator = torch.Generator(device=device).manual_seed(sampling.seed)
+    from tqdm.auto import tqdm
+
+    nll, tokens, likelier, top, sampled = 0.0, 0, [], [], []
+    for record in tqdm(records, desc=f"score {Path(path).name}", unit="conversation"):
+        messages = training_messages(record, "user", simulator_prompt=simulator_prompt)
+        encoded = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
+        ids, mask = encoded["input_ids"][:max_length], encoded["assistant_masks"][:max_length]
+        labels = [i if m else -100 for i, m in zip(ids, mask)]
+        scored = sum(1 for label in labels[1:] if label != -100)  # the first position predicts nothing
+        if not scored:
+            continue
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([ids], device=device), labels=torch.tensor([labels], device=device))
+        nll, tokens = nll + float(out.loss) * scored, tokens + scored
+        starts = _turn_starts(mask)[1:]  # the opening is not a decision to end
+        if not starts:
+            continue
+        logits = out.logits[0, [s - 1 for s in starts]]
+        real = [ids[s] == end_id for s in starts]
+        ending = torch.softmax(logits.float(), -1)[:, end_id] if end_id is not None else torch.zeros(len(starts))
+        likelier += [(float(p) > 0.5, r) for p, r in zip(ending, real)]
+        top += [(int(t) == end_id, r) for t, r in zip(logits.argmax(-1), real)]
+        drawn = _draw(logits, sampling, generator)
+        sampled += [(int(t) == end_id, r) for row, r in zip(drawn, real) for t in row]
+    if not tokens:
+        raise ConfigError(
+            f"{path}: no human-turn tokens to score "
+            "(does its chat template mark the assistant turns with {% generation %}?)"
+        )
+    return {
+        "model": path,
+        "perplexity": round(math.exp(nll / tokens), 4),
+        "tokens": tokens,
+        "termination": {
+            "likelier": _f1(likelier),
+            "top_token": _f1(top),
+            "sampled": _f1(sampled) | {"samples_per_decision": sampling.samples},
+        },
+    }

@@ -1,0 +1,143 @@
+"""The simulator's fidelity figures on hand-made sessions whose answers are known, and the targets."""
+
+import json
+
+import pytest
+import torch
+
+from ray_apps.config import PipelineConfig
+from ray_apps.eval.fidelity import TARGETS, check_targets, compare_sessions, read_rollout
+from ray_apps.eval.scoring import Sampling, _draw, _f1, _turn_starts
+from ray_apps.models.tokens import word_count
+
+
+def _session(key, users, stop="end_marker", rejected=None, segment=None):
+    messages = []
+    for text in users:
+        messages += [{"role": "user", "content": text}, {"role": "assistant", "content": "An answer here."}]
+    meta = {"stop_reason": stop, "rejected_user_turns": rejected or {}}
+    if segment is not None:
+        meta["segment"] = segment
+    return {"id": key, "messages": messages, "meta": meta}
+
+
+REAL = [
+    _session("r1", ["How do I bake bread?", "Why does it rise?"], stop=None),
+    _session("r2", ["What is git rebase?"], stop=None),
+    _session("r3", ["How do I bake bread?", "And rye bread?", "Thanks!"], stop=None),
+    _session("r3#1", ["A later segment does not open a conversation?"], stop=None, segment=1),
+]
+
+
+def test_rates_count_every_turn_the_simulator_wrote_including_resampled_ones():
+    sessions = [
+        _session("s1", ["How do I bake bread?", "Why?"], rejected={"role_flip": 1, "duplicate_opening": 1}),
+        _session("s2", ["What is a rebase?"], stop="max_turns", rejected={"repeated_turn": 2}),
+    ]
+    failures = [{"id": "f1", "reason": "filtered_role_flip", "messages": [], "rejected_user_turns": {"role_flip": 4}}]
+    got = compare_sessions(REAL, sessions, failures, word_count)
+    # 3 kept user turns + 8 resampled ones = 11 written; 5 were role flips, 2 repeats
+    assert got["user_turns_written"] == 11
+    assert got["role_flip_rate"] == round(5 / 11, 4) and got["repeated_turn_rate"] == round(2 / 11, 4)
+    assert got["resampled_user_turns"] == {"role_flip": 5, "repeated_turn": 2, "duplicate_opening": 1}
+    assert got["end_marker_share"] == round(1 / 3, 4)  # of all sessions, failed ones included
+    # real: 7 user turns over 4 records (mean 1.75); simulated: 3 over 2 (1.5)
+    assert got["user_turns_ratio"] == round(1.5 / 1.75, 4)
+    # openings: real "How do I bake bread?" twice + "What is git rebase?" (the later segment is not one);
+    # simulated: two distinct, plus the rejected duplicate opening drawn before one of them
+    assert got["opening_distinct_share"] == {"real": round(2 / 3, 4), "simulated": round(2 / 3, 4)}
+    assert got["real"]["user_question_share"] == round(6 / 7, 4) and got["simulated"]["user_question_share"] == 1.0
+    assert got["question_share_ratio"] == round(1 / (6 / 7), 4)
+    assert got["user_turns_wasserstein"] > 0 and got["user_utterance_length_wasserstein"] > 0
+
+
+def test_identical_sessions_are_at_distance_zero_with_ratios_of_one():
+    got = compare_sessions(REAL, REAL, [], word_count)
+    assert got["user_turns_wasserstein"] == 0 and got["user_utterance_length_wasserstein"] == 0
+    assert got["user_utterance_length_ratio"] == got["user_turns_ratio"] == got["question_share_ratio"] == 1
+
+
+def test_a_rollout_directory_is_read_with_its_failures(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sessions.jsonl").write_text(json.dumps(REAL[0]) + "\n")
+    (tmp_path / "failures.jsonl").write_text(json.dumps({"id": "f", "reason": "max_turns"}) + "\n")
+    sessions, failures = read_rollout(tmp_path)
+    assert [s["id"] for s in sessions] == ["r1"] and failures == [{"id": "f", "reason": "max_turns"}]
+
+
+def test_termination_f1_counts_ends_called_too_early_and_missed():
+    # two ends caught, one end called one turn early (a false positive and a miss), three right "go on"s
+    decisions = [(True, True), (True, True), (True, False), (False, True), (False, False), (False, False)]
+    assert _f1(decisions) == {
+        "f1": round(4 / 6, 4),
+        "precision": round(2 / 3, 4),
+        "recall": round(2 / 3, 4),
+        "decisions": 6,
+    }
+    assert _f1([(False, False)])["f1"] is None  # nothing to find and nothing found
+
+
+def test_turn_starts_and_sampling():
+    assert _turn_starts([0, 0, 1, 1, 0, 1, 0, 0, 1]) == [2, 5, 8]
+    logits = torch.tensor([[0.0, 5.0, 1.0], [9.0, 0.0, 0.0]])
+    greedy = _draw(logits, Sampling(temperature=0, top_p=1, samples=3), torch.Generator().manual_seed(0))
+    assert greedy.tolist() == [[1, 1, 1], [0, 0, 0]]
+    # a nucleus of 0.5 keeps only the most probable token
+    nucleus = _draw(logits, Sampling(temperature=1, top_p=0.5, samples=50), torch.Generator().manual_seed(0))
+    assert nucleus.tolist() == [[1] * 50, [0] * 50]
+
+
+def test_targets_say_which_are_met_and_an_unmeasured_one_is_not():
+    values = {t.key: (t.low if t.low is not None else t.high) for t in TARGETS}  # each exactly on its bound
+    assert all(t["met"] for t in check_targets(values).values())
+    values["termination_f1"], values["role_flip_rate"] = 0.59, 0.06
+    checked = check_targets(values | {"user_turns_ratio": None})
+    assert [k for k, t in checked.items() if not t["met"]] == ["user_turns_ratio", "termination_f1", "role_flip_rate"]
+
+
+def test_per_model_training_keys_replace_the_shared_ones_and_are_checked():
+    train = PipelineConfig.model_validate({"train": {"num_epochs": 3, "models": {"usergpt": {"num_epochs": 8}}}}).train
+    assert train.for_model("usergpt").num_epochs == 8 and train.for_model("baseline").num_epochs == 3
+    assert train.for_model("usergpt").learning_rate == train.learning_rate
+    with pytest.raises(ValueError, match="models.usergpt.epochs"):
+        PipelineConfig.model_validate({"train": {"models": {"usergpt": {"epochs": 8}}}})
+    with pytest.raises(ValueError, match="models.usergpt.num_epochs"):
+        PipelineConfig.model_validate({"train": {"models": {"usergpt": {"num_epochs": 0}}}})
+
+
+def _classifier(tmp_path, human_bias: float):
+    """A tiny local human-vs-machine classifier whose verdict is its bias: no download, known answer."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ray_apps.models.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(["How do I bake bread?", "Sure! Here is a recipe."] * 20, 300)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label={0: "Human", 1: "ChatGPT"},
+        label2id={"Human": 0, "ChatGPT": 1},
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([human_bias, -human_bias]))
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return str(tmp_path)
+
+
+def test_the_human_like_ratio_is_the_share_the_detector_calls_human(tmp_path):
+    from ray_apps.errors import StartError
+    from ray_apps.eval.detector import human_like_ratio
+
+    texts = ["How do I bake bread?", "Why does it rise?", "Sure! Here is a recipe."]
+    assert human_like_ratio(_classifier(tmp_path / "h", 5.0), texts, "human") == 1.0
+    machine = _classifier(tmp_path / "m", -5.0)
+    assert human_like_ratio(machine, texts, "Human") == 0.0
+    with pytest.raises(StartError, match="eval.human_label: 'person' is not a label"):
+        human_like_ratio(machine, texts, "person")
