@@ -13,7 +13,8 @@ def segment(record: dict, cfg: SegmentConfig, count: Callable[[str], int]) -> tu
     """Cut ``record`` into segments of at most ``cfg.max_tokens`` tokens.
 
     Each segment starts with a user turn, repeats the system prompt, and holds whole exchanges
-    (a user turn and its answer). ``meta.ended_naturally`` is true only on the last segment.
+    (a user turn and its answer; a last unanswered user turn joins the exchange before it).
+    ``meta.ended_naturally`` is true only on the last segment.
     An exchange that alone exceeds the budget cannot be cut at a turn boundary: it is dropped and
     counted (the second return value); the conversation continues in a new segment after it.
     Raises ``RecordError`` when nothing fits.
@@ -40,6 +41,11 @@ def segment(record: dict, cfg: SegmentConfig, count: Callable[[str], int]) -> tu
         chunks[-1].extend(exchange)
         used += size
     chunks = [c for c in chunks if c]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        # a last user turn nobody answered (a "thanks") stays with the exchange before it, over the budget if
+        # need be: alone it would be a segment with nothing for an assistant to learn
+        unanswered = chunks.pop()
+        chunks[-1] += unanswered
     if not chunks:
         raise RecordError("exchange_over_max_tokens", f"every exchange exceeds {cfg.max_tokens} tokens")
     last_kept = chunks[-1][-1] is body[-1]

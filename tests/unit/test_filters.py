@@ -147,6 +147,15 @@ def test_segments_respect_the_budget_start_with_user_and_keep_system():
     assert rebuilt == record["messages"][1:]
 
 
+def test_a_last_unanswered_user_turn_stays_with_the_exchange_before_it():
+    """Alone it would be a segment without an answer: nothing for the assistant to learn, a "thanks" opening."""
+    record = rec("question " * 6, "answer " * 12, "Thanks!")
+    budget = SegmentConfig(max_tokens=48, overhead_tokens=4)  # the exchange takes 44 tokens, the thanks 7 more
+    segments, dropped = segment(record, budget, approximate_token_count)
+    assert dropped == 0 and len(segments) == 1 and segments[0]["meta"]["ended_naturally"]
+    assert [m["content"] for m in segments[0]["messages"]] == [m["content"] for m in record["messages"]]
+
+
 def test_an_exchange_over_budget_is_dropped_and_counted():
     record = rec("short q", "short a", "long " * 500, "long answer", "q3", "a3")
     segments, dropped = segment(record, SegmentConfig(max_tokens=64), approximate_token_count)
