@@ -3,9 +3,10 @@
 prepare -> init-model (tiny preset) -> train usergpt -> train baseline -> rollout (the simulator
 and the assistant served by Ray Serve, unless hosted) -> train realm -> eval -> report.
 
-A stage's fingerprint hashes the config sections it reads and the fingerprints of the stages it
-reads from. Its state lives in ``<workdir>/stages/<stage>.json``: ``running`` while it runs,
-``complete`` with its seconds and result after. A rerun skips a complete stage with the same
+A stage's fingerprint hashes the config sections it reads (a train stage: its own model's training
+keys, ``train.models`` applied) and the fingerprints of the stages it reads from. Its state lives
+in ``<workdir>/stages/<stage>.json``: ``running`` while it runs, ``complete`` with its seconds and
+result after. A rerun skips a complete stage with the same
 fingerprint, resumes a running one (training from its last checkpoint, rollout and eval from
 what they wrote) and redoes one whose fingerprint changed, clearing its old artefacts first.
 ``manifest.json`` lists the config fingerprint, package versions, timings and artefact paths.

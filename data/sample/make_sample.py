@@ -645,7 +645,7 @@ def generate(n: int, seed: int = 0, mess: bool = True) -> list[str]:
         if rng.random() < 0.5:
             copy["conversations"][0]["value"] = copy["conversations"][0]["value"].upper() + "  "
         items.append(copy)
-    items += [
+    unusable = [  # each one a reason prepare rejects a record for
         {"id": "empty-turns", "conversations": []},
         {"id": "too-short", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "Hello!"}]},
         {"id": "only-question", "conversations": [{"from": "human", "value": "What is the capital of Australia?"}]},
@@ -669,9 +669,13 @@ def generate(n: int, seed: int = 0, mess: bool = True) -> list[str]:
             ],
         },
     ]
+    items += unusable
     rng.shuffle(items)
     lines: list = [json.dumps(item, ensure_ascii=False) for item in items]
+    kept_whole = {i for i, item in enumerate(items) if item in unusable}  # so that each reason stays in the sample
     for pos in rng.sample(range(len(lines)), 4):  # lines that are not JSON
+        while pos in kept_whole:
+            pos = (pos + 1) % len(lines)
         lines[pos] = lines[pos][: len(lines[pos]) // 2]
     lines.insert(rng.randrange(len(lines)), "this line is not JSON at all")
     return lines

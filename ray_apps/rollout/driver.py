@@ -211,7 +211,7 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
     rejected = Counter()
     for r in sessions:
         rejected.update(r["meta"]["rejected_user_turns"])
-    for f in failures:  # written before failures kept their resampled turns: none counted
+    for f in failures:  # failures resample too (records of earlier versions carry no counts)
         rejected.update(f.get("rejected_user_turns", {}))
     return {
         "seeds": seeds,
