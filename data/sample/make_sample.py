@@ -3,8 +3,9 @@
     python data/sample/make_sample.py            # rewrites the two sample files next to this script
 
 Conversations are assembled from hand-written topic banks: an opening question, answers made
-of several facts, follow-up questions that refer back to the answer, and sometimes a closing
-user turn. ``mess=True`` adds what real exports contain: assistant turns as HTML, system
+of several facts, follow-up questions that refer back to the answer, and often a thanks at the
+end: people announce their last question ("One last thing: ...") or thank the assistant before they
+stop, so a simulator can learn when a conversation ends. ``mess=True`` adds what real exports contain: assistant turns as HTML, system
 prompts, a non-alternating record, near and exact duplicates, other languages, unknown
 speakers, non-string values and lines that are not JSON.
 """
