@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .eval.fastchat import answer_turns, answers_dir, load_answers
+from .eval.fidelity import bound_text
 from .eval.plots import stats_table
 from .layout import RunLayout
 from .tables import Section, html_page, markdown_page
@@ -63,8 +64,7 @@ def _stats(stats: dict, stats_dir: Path, here: Path) -> Section:
 def _target(target: dict | None) -> tuple[str, str]:
     if target is None:
         return "", ""
-    bound = " and ".join(f"{sign} {v}" for sign, v in ((">=", target["min"]), ("<=", target["max"])) if v is not None)
-    return bound, "yes" if target["met"] else "NO"
+    return bound_text(target), "yes" if target["met"] else "NO"
 
 
 def _fidelity(sim: dict) -> Section:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..conversation import USER, is_end_marker
 from ..layout import RolloutData
 from ..records import read_records
-from .stats import dataset_stats, distinct
+from .stats import dataset_stats, distinct, rounded
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ def compare_sessions(real: list[dict], sessions: list[dict], failures: list[dict
             name: round(len({_normal(t) for t in texts}) / max(opening_draws[name], 1), 4)
             for name, texts in openings.items()
         },
-        "opening_distinct_1": {name: _round(distinct(texts, 1)) for name, texts in openings.items()},
-        "opening_distinct_2": {name: _round(distinct(texts, 2)) for name, texts in openings.items()},
+        "opening_distinct_1": {name: rounded(distinct(texts, 1)) for name, texts in openings.items()},
+        "opening_distinct_2": {name: rounded(distinct(texts, 2)) for name, texts in openings.items()},
         "user_utterance_length_wasserstein": round(
             float(wasserstein_distance(ref["_utterances"][USER], sim["_utterances"][USER])), 4
         )
@@ -126,8 +126,9 @@ def compare_sessions(real: list[dict], sessions: list[dict], failures: list[dict
     }
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+def bound_text(target: dict) -> str:
+    """A checked target's bounds as text: ``>= 0.67 and <= 1.5``."""
+    return " and ".join(f"{sign} {v}" for sign, v in ((">=", target["min"]), ("<=", target["max"])) if v is not None)
 
 
 def check_targets(values: dict) -> dict:

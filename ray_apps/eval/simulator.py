@@ -16,7 +16,7 @@ from ..config import ConfigError, PipelineConfig
 from ..layout import RunLayout
 from ..records import read_records
 from .detector import human_like_ratio
-from .fidelity import check_targets, compare_sessions, read_rollout, user_texts
+from .fidelity import bound_text, check_targets, compare_sessions, read_rollout, user_texts
 from .scoring import Sampling, score_human_turns
 from .stats import stats_counter
 
@@ -96,9 +96,6 @@ def run_simulator(
         flush=True,
     )
     for key, target in result["targets"].items():
-        bound = " and ".join(
-            f"{sign} {limit}" for sign, limit in ((">=", target["min"]), ("<=", target["max"])) if limit is not None
-        )
         verdict = "met" if target["met"] else ("not measured" if target["value"] is None else "NOT MET")
-        print(f"[eval simulator] target {key} = {target['value']} ({bound}): {verdict}", flush=True)
+        print(f"[eval simulator] target {key} = {target['value']} ({bound_text(target)}): {verdict}", flush=True)
     return result

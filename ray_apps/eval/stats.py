@@ -121,10 +121,10 @@ def dataset_stats(records: list[dict], count, name: str = "") -> dict:
         "mean_utterance_length": _mean(utterances),
         "mean_user_utterance_length": _mean(lengths[USER]),
         "mean_assistant_utterance_length": _mean(lengths[ASSISTANT]),
-        "mtld": _round(mtld(all_texts)),
-        "mtld_user": _round(mtld(user_texts)),
-        "distinct_1": _round(distinct(all_texts, 1)),
-        "distinct_2": _round(distinct(all_texts, 2)),
+        "mtld": rounded(mtld(all_texts)),
+        "mtld_user": rounded(mtld(user_texts)),
+        "distinct_1": rounded(distinct(all_texts, 1)),
+        "distinct_2": rounded(distinct(all_texts, 2)),
         "user_question_share": round(questions / n_user, 4),
         "user_role_flip_rate": round(reasons["role_flip"] / n_user, 4),
         "user_repeated_turn_rate": round(reasons["repeated_turn"] / n_user, 4),
@@ -137,7 +137,7 @@ def _mean(values: list[float]) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
-def _round(value: float | None) -> float | None:
+def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
@@ -165,7 +165,7 @@ def run_stats(
     everything = [t for texts in samples.values() for t in texts]
     for name, texts in samples.items():
         vectors = _embed(texts, cfg.embedding_model, everything) if texts else np.zeros((0, 1))
-        results[name]["topic_similarity"] = _round(mean_pairwise_similarity(vectors))
+        results[name]["topic_similarity"] = rounded(mean_pairwise_similarity(vectors))
     method = (
         f"embeddings of {cfg.embedding_model} (mean pooled)" if cfg.embedding_model else "TF-IDF (offline fallback)"
     )
