@@ -116,6 +116,7 @@ def main() -> None:
             f"train.max_steps={args.steps}",
             f"train.bf16={str(gpu).lower()}",
             "train.zero_stage=2",
+            "train.num_workers=1",  # one in-process trainer
             "train.save_steps=100000",
             "train.logging_steps=100000",
         ],

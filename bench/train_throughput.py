@@ -63,6 +63,7 @@ def run(mode: str, model_dir: str, tokenizer, data, steps: int) -> dict:
             f"train.per_device_batch_size={1 if packed else 8}",
             f"train.effective_batch_size={1 if packed else 8}",
             f"train.max_steps={steps}",
+            "train.num_workers=1",  # one in-process trainer
             "train.save_steps=100000",
             "train.logging_steps=100000",
         ],

@@ -1,8 +1,9 @@
 """A fault-injecting OpenAI-compatible endpoint on loopback (an external service, so a fake is fine).
 
 `fake-user` asks numbered questions and ends after `turns` questions with the end marker;
-`fake-assistant` answers. A share of chat requests (`failure_rate`, deterministic) fails in
-turn with 429 + Retry-After, 500, or a hang longer than the client's timeout.
+`fake-assistant` answers, `fake-broken` answers without choices. A share of chat requests
+(`failure_rate`, deterministic) fails in turn with 429 + Retry-After, 500, or a hang longer than the
+client's timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def chat_response(n: int, model: str, text: str) -> web.Response:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
+    )
+
+
+def malformed_response(n: int, model: str) -> web.Response:
+    """A 200 answer without choices: no client code expects it, so the item it answers is an internal error."""
+    return web.json_response(
+        {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": model, "choices": []}
     )
 
 
@@ -56,7 +64,10 @@ class FakeEndpoint:
 
     async def _models(self, _):
         return web.json_response(
-            {"object": "list", "data": [{"id": m, "object": "model"} for m in ("fake-user", "fake-assistant")]}
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model"} for m in ("fake-user", "fake-assistant", "fake-broken")],
+            }
         )
 
     async def _chat(self, request):
@@ -73,6 +84,8 @@ class FakeEndpoint:
             if mode == "500":
                 return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
             await asyncio.sleep(self.hang_s)
+        if body["model"] == "fake-broken":
+            return malformed_response(n, body["model"])
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         asked = sum(m["role"] == "assistant" for m in body["messages"])  # in the simulator's view, its own turns

@@ -3,7 +3,8 @@
 The judge reads the answers in its prompt: GOOD scores [[9]] (and wins a pair), BAD scores [3] (the
 backup pattern), anything else [[5]] (a pair without a GOOD on one side is [[C]]). FLAKY gets an
 unparseable verdict the first time a prompt is seen, NEVER every time, and BIAS makes a pairwise
-judge always answer [[A]] (position bias). `answerer` echoes the question it was asked.
+judge always answer [[A]] (position bias). `answerer` echoes the question it was asked; `broken`
+answers without choices.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from .fake_endpoint import FakeEndpoint, chat_response
+from .fake_endpoint import FakeEndpoint, chat_response, malformed_response
 
 
 def verdict(prompt: str, seen: int) -> str:
@@ -38,13 +39,15 @@ class FakeJudge(FakeEndpoint):
 
     async def _models(self, _):
         return web.json_response(
-            {"object": "list", "data": [{"id": m, "object": "model"} for m in ("judge", "answerer")]}
+            {"object": "list", "data": [{"id": m, "object": "model"} for m in ("judge", "answerer", "broken")]}
         )
 
     async def _chat(self, request):
         body = await request.json()
         self.requests.append(body)
         prompt = body["messages"][-1]["content"]
+        if body["model"] == "broken":
+            return malformed_response(len(self.requests), body["model"])
         if body["model"] == "judge":
             text = verdict(prompt, self.seen[prompt])
             self.seen[prompt] += 1

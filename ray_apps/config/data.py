@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..conversation import DEFAULT_ROLE_MAP, ROLES
 from .section import Section
@@ -13,7 +13,7 @@ from .section import Section
 class RunConfig(Section):
     name: str = Field("realm", description="Run name, used for run directories and Ray Train runs.")
     workdir: str = Field("runs/realm", description="Directory that holds every stage's output.")
-    seed: int = Field(0, description="Seed for splits, model initialisation and sampling.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for splits, model initialisation and sampling.")
 
 
 class RayConfig(Section):
@@ -104,6 +104,20 @@ class ModelInitConfig(Section):
     num_attention_heads: int = Field(4, ge=1, description="Attention heads.")
     num_key_value_heads: int = Field(2, ge=1, description="Key/value heads (grouped-query attention).")
     max_position_embeddings: int = Field(2048, ge=64, description="Longest sequence the model accepts.")
+
+    @model_validator(mode="after")
+    def _heads_fit(self) -> ModelInitConfig:
+        if self.hidden_size % (2 * self.num_attention_heads):  # rotary embeddings rotate pairs of a head's dimensions
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be a multiple of 2 x num_attention_heads="
+                f"{self.num_attention_heads} (an even size per head)"
+            )
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads={self.num_attention_heads} must be a multiple of "
+                f"num_key_value_heads={self.num_key_value_heads}"
+            )
+        return self
 
 
 class ModelConfig(Section):

@@ -70,6 +70,13 @@ class EvalConfig(Section):
     )
     actors: int = Field(2, ge=1, description="Ray Data actors sending answer and judge requests.")
     requests_per_actor: int = Field(8, ge=1, description="Requests in flight in one actor.")
+    max_failure_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Exit non-zero (after writing everything) when more than this share of a run's answers or "
+        "judgments failed.",
+    )
     bootstrap_rounds: int = Field(
         1000, ge=10, description="`realm eval show`: bootstrap resamples for the 95% confidence intervals."
     )

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..conversation import SIMULATOR_SYSTEM_PROMPT
 from .endpoint import EndpointConfig
@@ -72,6 +72,24 @@ class RolloutConfig(Section):
     )
     breaker_window: int = Field(20, ge=1, description="Recent requests the circuit breaker looks at.")
     progress_interval_s: float = Field(10, gt=0, description="Seconds between progress summary lines.")
+    max_failure_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Exit non-zero (after writing everything) when more than this share of the seeds failed.",
+    )
+
+    @model_validator(mode="after")
+    def _turns_fit(self) -> RolloutConfig:
+        if self.min_turns > self.max_turns:
+            raise ValueError(f"min_turns={self.min_turns} > max_turns={self.max_turns}: every session would fail")
+        turn = self.user.max_tokens + self.assistant.max_tokens
+        if self.context_tokens <= turn:
+            raise ValueError(
+                f"context_tokens={self.context_tokens} leaves no room for a prompt next to one exchange of "
+                f"user.max_tokens + assistant.max_tokens = {turn}: every session would stop before its first turn"
+            )
+        return self
 
     def session_fingerprint(self) -> str:
         """Hash of what decides a session's content: resuming with other settings starts new sessions."""

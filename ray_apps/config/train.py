@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..conversation import SIMULATOR_SYSTEM_PROMPT
 from .section import Section
@@ -24,7 +24,7 @@ class TrainOverrides(Section):
     """Keys of one model's training that replace the shared ones (null keeps the shared value)."""
 
     num_epochs: float | None = Field(None, gt=0, description="Passes over the training set.")
-    max_steps: int | None = Field(None, description="Stop after this many optimizer steps; -1 runs num_epochs.")
+    max_steps: int | None = Field(None, ge=-1, description="Stop after this many optimizer steps; -1 runs num_epochs.")
     learning_rate: float | None = Field(None, gt=0, description="Peak learning rate.")
     warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Share of steps spent warming up.")
     effective_batch_size: int | None = Field(None, ge=1, description="Sequences per optimizer step over all workers.")
@@ -55,7 +55,7 @@ class TrainConfig(Section):
     )
     learning_rate: float = Field(2e-5, gt=0, description="Peak learning rate.")
     num_epochs: float = Field(3, gt=0, description="Passes over the training set.")
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 runs num_epochs.")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps; -1 runs num_epochs.")
     effective_batch_size: int = Field(
         128, ge=1, description="Sequences (packed rows when packing) per optimizer step over all workers."
     )
@@ -99,6 +99,20 @@ class TrainConfig(Section):
         if value not in (0, 2, 3):
             raise ValueError(f"ZeRO stage must be 0, 2 or 3, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _steps_fit(self) -> TrainConfig:
+        per_step = self.per_device_batch_size * self.num_workers
+        for key, overrides in [("", self), *((f"models.{name}.", o) for name, o in self.models.items())]:
+            if overrides.max_steps == 0:
+                raise ValueError(f"{key}max_steps: 0 trains nothing (-1 runs num_epochs, else at least 1)")
+            size = overrides.effective_batch_size
+            if size is not None and size % per_step:
+                raise ValueError(
+                    f"{key}effective_batch_size={size} is not a multiple of "
+                    f"per_device_batch_size x num_workers = {per_step}"
+                )
+        return self
 
     def for_model(self, name: str) -> TrainConfig:
         """This section with ``models[name]``'s keys applied (itself when it has none)."""

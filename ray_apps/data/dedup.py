@@ -59,7 +59,11 @@ class NearDuplicateIndex:
     def __init__(self, cfg: DedupConfig):
         self.threshold = cfg.threshold
         self.scheme = MinHash(num_perm=cfg.num_perm, seed=_MINHASH_SEED).scheme
-        self.lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, weights=(0.1, 0.9))
+        try:
+            self.lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, weights=(0.1, 0.9))
+        except ValueError:  # near 1 the best banding is one band of every row, which datasketch refuses (b < 2):
+            # two bands find every candidate one band would, and each candidate is checked in `matches`
+            self.lsh = MinHashLSH(num_perm=cfg.num_perm, params=(2, cfg.num_perm // 2))
         self.kept: dict[str, LeanMinHash] = {}
 
     def minhash(self, hashvalues) -> LeanMinHash:

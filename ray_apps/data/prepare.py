@@ -28,7 +28,7 @@ from ray.data.expressions import col
 
 from ..config import PipelineConfig, PrepareConfig, write_run_config
 from ..conversation import RecordError, parse_sharegpt, printable, split_sharegpt
-from ..errors import RealmError
+from ..errors import RealmError, failure_share
 from ..layout import FORMATS, SPLITS, PreparedData, RunLayout
 from ..models.tokens import text_token_counter
 from ..records import encode_meta
@@ -268,12 +268,14 @@ def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output:
     )
     prepared.summary.write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(summary)
-    if summary["invalid_fraction"] > cfg.max_invalid_fraction:
-        raise PrepareError(
-            f"{summary['invalid_records']} of {summary['input_records']} input records are malformed "
-            f"({summary['invalid_fraction']:.1%} > prepare.max_invalid_fraction={cfg.max_invalid_fraction}); "
-            f"see {prepared.rejects}"
-        )
+    if problem := failure_share(
+        summary["invalid_records"],
+        summary["input_records"],
+        cfg.max_invalid_fraction,
+        "prepare.max_invalid_fraction",
+        "input records are malformed",
+    ):
+        raise PrepareError(f"{problem}; see {prepared.rejects}")
     return summary
 
 

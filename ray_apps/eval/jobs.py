@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from ray.util import metrics
 
 from ..config import EndpointConfig, EvalConfig
 from ..endpoints import CallFailed, Endpoint, map_rows, start_governor, tripped
-from ..errors import RealmError
+from ..errors import RealmError, failure_share, internal_failure, print_first_traceback
 from ..records import write_jsonl
+
+logger = logging.getLogger(__name__)
 
 Chat = Callable[[list[dict], float], Awaitable[str]]
 
@@ -59,6 +62,10 @@ class JobRunner:
             except CallFailed as exc:
                 self.metric.inc(1, {"task": self.task, "status": "failure"})
                 return False, {"key": item["key"], "reason": "endpoint_error", "detail": exc.detail}
+            except Exception as exc:  # a bug must not lose the run: the item is written as a failure
+                logger.exception("%s: %s failed", self.task, item["key"])
+                self.metric.inc(1, {"task": self.task, "status": "failure"})
+                return False, {"key": item["key"], **internal_failure(exc)}
         self.metric.inc(1, {"task": self.task, "status": "done"})
         return True, record
 
@@ -108,8 +115,16 @@ def run_jobs(
                 bar.update(1)
                 bar.set_postfix(failed=len(failed))
     write_jsonl(failures, failed)
+    print_first_traceback(f"eval {task}", failed, failures)
     if reason := tripped([governor]):
         raise EvalError(
             f"{task}: {reason}. Stopped; finished work is kept in {output}: rerun the same command to resume."
+        )
+    if problem := failure_share(
+        len(failed), len(items), cfg.max_failure_fraction, "eval.max_failure_fraction", "failed"
+    ):
+        raise EvalError(
+            f"{task}: {problem}; finished work is kept in {output}, the failures with their reasons in {failures}: "
+            "rerun the same command to retry them."
         )
     return {"done": len(items) - len(failed), "failed": len(failed)}

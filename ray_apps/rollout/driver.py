@@ -19,7 +19,7 @@ from ray.util import metrics
 from ..config import PipelineConfig, write_run_config
 from ..conversation import ASSISTANT, USER
 from ..endpoints import EndpointError, map_rows, resolve_endpoint, start_governor, tripped
-from ..errors import RealmError
+from ..errors import RealmError, failure_share, print_first_traceback
 from ..layout import RolloutData, RunLayout
 from ..records import read_rows
 from ..tables import markdown_table
@@ -107,10 +107,16 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     RolloutData(out).summary.write_text(json.dumps(summary, indent=2) + "\n")
     RolloutData(out).card.write_text(_card(config, summary))
     print(f"[rollout] {summary['sessions']} sessions, {summary['failures']} failures -> {out}", flush=True)
+    print_first_traceback("rollout", failures, RolloutData(out).failures)
     if stopped_by:
         raise RolloutError(
             f"{stopped_by}. Stopped; finished sessions are kept: fix the endpoint and rerun the same command to resume."
         )
+    if problem := failure_share(
+        summary["failures"], summary["seeds"], cfg.max_failure_fraction, "rollout.max_failure_fraction", "seeds failed"
+    ):
+        reasons = ", ".join(f"{reason} {n}" for reason, n in summary["failure_reasons"].items())
+        raise RolloutError(f"{problem}: {reasons}; every outcome is written, see {RolloutData(out).failures}")
     return summary
 
 

@@ -13,6 +13,7 @@ from ray.util import metrics
 from ..config import RolloutConfig
 from ..conversation import ASSISTANT, USER, make_record
 from ..endpoints import Endpoint
+from ..errors import internal_failure
 from .session import Session, SessionFailed
 from .store import write_shard
 
@@ -66,7 +67,7 @@ class SessionRunner:
                 return self._failure(session, exc.reason, exc.detail)
             except Exception as exc:  # a bug must not lose the batch: the seed is written as a failure
                 logger.exception("session %s failed", seed["key"])
-                return self._failure(session, "internal_error", f"{type(exc).__name__}: {exc}")
+                return self._failure(session, **internal_failure(exc))
             if len(session.user_turns()) < self.cfg.min_turns:
                 return self._failure(
                     session, stop, f"{len(session.user_turns())} user turns, fewer than rollout.min_turns"
@@ -98,13 +99,14 @@ class SessionRunner:
         }
         return make_record(session.seed["key"], session.messages, meta)
 
-    def _failure(self, session: Session, reason: str, detail: str) -> dict:
+    def _failure(self, session: Session, reason: str, detail: str, traceback: str | None = None) -> dict:
         self.sessions_metric.inc(tags={"status": "failure"})
         record = {
             "id": session.seed["key"],
             "seed_id": session.seed["id"],
             "reason": reason,
             "detail": detail,
+            **({"traceback": traceback} if traceback else {}),
             "messages": session.messages,
             "rejected_user_turns": dict(session.rejected),
             "usage": self._usage(session),

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from ..config import RolloutConfig
 from ..conversation import ASSISTANT, SYSTEM, USER, ends_conversation, message, simulator_view
 from ..endpoints import CallFailed, Endpoint, Usage
+from ..errors import INTERNAL_ERROR
 from ..user_turns import rejection
 
-#: Failure reasons that a rerun tries again (the endpoint may be back); the others are final.
-RETRYABLE = ("user_endpoint_error", "assistant_endpoint_error", "circuit_open")
+#: Failure reasons that a rerun tries again (the endpoint may be back, the bug fixed); the others are final.
+RETRYABLE = ("user_endpoint_error", "assistant_endpoint_error", "circuit_open", INTERNAL_ERROR)
 
 
 class SessionFailed(Exception):

@@ -14,7 +14,6 @@ from ..errors import StartError
 from ..layout import PreparedData, RunLayout, split_files
 from ..models.loading import load_model_config
 from .export import FINAL_MARKER, MODEL_DIR
-from .sft import accumulation_steps
 from .views import Role
 
 OUTPUT_NAMES = {"user": "usergpt", "assistant": "baseline"}
@@ -67,10 +66,6 @@ def _check(
         raise TrainError(
             f"train.max_length={cfg.max_length} is larger than the model's {positions} positions ({paths['model']})"
         )
-    try:
-        accumulation_steps(cfg, cfg.num_workers)
-    except ValueError as exc:
-        raise TrainError(str(exc)) from None
 
 
 def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -> dict:

@@ -40,13 +40,8 @@ def deepspeed_config(cfg: TrainConfig) -> dict:
 
 
 def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
-    per_step = cfg.per_device_batch_size * world_size
-    if cfg.effective_batch_size % per_step:
-        raise ValueError(
-            f"train.effective_batch_size={cfg.effective_batch_size} is not a multiple of "
-            f"train.per_device_batch_size x workers = {per_step}"
-        )
-    return cfg.effective_batch_size // per_step
+    """Micro-steps per optimizer step (the config's validation checks that the batch divides evenly)."""
+    return cfg.effective_batch_size // (cfg.per_device_batch_size * world_size)
 
 
 @dataclass
@@ -70,20 +65,9 @@ class TokenCounter:
         return self.real / self.processed if self.processed else 0.0
 
 
-def build_trainer(
-    cfg: TrainConfig,
-    model_path: str,
-    tokenizer: PreTrainedTokenizerBase,
-    train: datasets.Dataset,
-    evaluation: datasets.Dataset | None,
-    output_dir: str,
-    *,
-    world_size: int = 1,
-    use_deepspeed: bool = True,
-    token_env: str = "HF_TOKEN",
-) -> tuple[SFTTrainer, TokenCounter]:
-    """An SFTTrainer on ``{"messages": [...]}`` rows with loss on the ``assistant`` turns only."""
-    args = SFTConfig(
+def training_args(cfg: TrainConfig, output_dir: str, world_size: int, use_deepspeed: bool, evaluate: bool) -> SFTConfig:
+    """TRL's arguments for a run of ``cfg`` on ``world_size`` workers."""
+    return SFTConfig(
         output_dir=output_dir,
         max_length=cfg.max_length,
         packing=cfg.packing,
@@ -107,14 +91,30 @@ def build_trainer(
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=cfg.keep_checkpoints,
-        eval_strategy="steps" if evaluation is not None else "no",
+        eval_strategy="steps" if evaluate else "no",
         eval_steps=cfg.eval_steps,
-        eval_on_start=evaluation is not None,
+        eval_on_start=evaluate,
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
         seed=0,
     )
+
+
+def build_trainer(
+    cfg: TrainConfig,
+    model_path: str,
+    tokenizer: PreTrainedTokenizerBase,
+    train: datasets.Dataset,
+    evaluation: datasets.Dataset | None,
+    output_dir: str,
+    *,
+    world_size: int = 1,
+    use_deepspeed: bool = True,
+    token_env: str = "HF_TOKEN",
+) -> tuple[SFTTrainer, TokenCounter]:
+    """An SFTTrainer on ``{"messages": [...]}`` rows with loss on the ``assistant`` turns only."""
+    args = training_args(cfg, output_dir, world_size, use_deepspeed, evaluation is not None)
     model = load_model(model_path, token_env, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
     peft_config = None
     if cfg.lora.enabled:

@@ -7,7 +7,7 @@ import pytest
 from ray import serve
 
 from ray_apps.config import load_config
-from ray_apps.eval import run_answers, run_judge, run_show, run_simulator
+from ray_apps.eval import EvalError, run_answers, run_judge, run_show, run_simulator
 from ray_apps.eval.fastchat import load_answers, read_jsonl
 
 from ..fake_judge import FakeJudge
@@ -143,6 +143,28 @@ def test_answers_use_fastchat_temperatures_and_see_the_first_answer(ray_session,
     start = len(judge.requests)
     run_answers(config)
     assert not [r for r in judge.requests[start:] if r["model"] == "answerer"]  # nothing is answered twice
+
+
+def test_too_many_failed_answers_or_judgments_exit_non_zero_after_writing_them(
+    ray_session, bench, judge, tmp_path, capsys
+):
+    """An endpoint that answers without choices: every job is an internal error with its traceback, and the run fails
+    past eval.max_failure_fraction (answers and judgments alike); allowing it, the same run passes."""
+    answers = load_config(None, [*bench, f"eval.answer={{model: broken, base_url: '{judge.url}'}}"])
+    with pytest.raises(EvalError, match=r"hand answers: 3 of 3 failed \(100\.0% > eval\.max_failure_fraction=0\.5\)"):
+        run_answers(answers)
+    assert "3 failed with internal_error" in capsys.readouterr().err
+    failures = read_jsonl(tmp_path / "eval" / "hand" / "failures" / "answers-broken.jsonl")
+    assert len(failures) == 3 and all(
+        f["reason"] == "internal_error" and "IndexError" in f["traceback"] for f in failures
+    )
+    allowed = load_config(
+        None, [*bench, f"eval.answer={{model: broken, base_url: '{judge.url}'}}", "eval.max_failure_fraction=1"]
+    )
+    assert run_answers(allowed)["hand"]["failed"] == 3
+    judging = load_config(None, [*bench, f"eval.judge={{model: broken, base_url: '{judge.url}'}}"])
+    with pytest.raises(EvalError, match=r"hand judgments: \d+ of \d+ failed \(100\.0% > eval\.max_failure_fraction"):
+        run_judge(judging)
 
 
 def test_mt_bench_answers_from_the_serve_app(ray_session, usergpt, tiny_model_dir, benchmarks_dir, tmp_path):

@@ -207,6 +207,38 @@ def test_circuit_breaker_stops_the_run_with_a_clear_message(ray_session, tmp_pat
     assert failures and {f["reason"] for f in failures} <= {"user_endpoint_error", "circuit_open"}
 
 
+def test_too_many_failed_seeds_exit_non_zero_after_writing_everything(ray_session, tmp_path, capsys):
+    """An endpoint that answers without choices makes every session an internal error: the run writes every
+    outcome, prints the first traceback and fails; allowing every seed to fail, the same command resumes and passes."""
+    fake = FakeEndpoint().start()
+    try:
+        cfg = _config(
+            tmp_path, fake.url, fake.url, "rollout.num_sessions=6", user="fake-broken", assistant="fake-assistant"
+        )
+        with pytest.raises(
+            RolloutError,
+            match=r"6 of 6 seeds failed \(100\.0% > rollout\.max_failure_fraction=0\.5\): internal_error 6; "
+            r"every outcome is written, see .*failures\.jsonl",
+        ):
+            run_rollout(cfg)
+        printed = capsys.readouterr().err
+        assert "6 failed with internal_error" in printed and "IndexError" in printed and "Traceback" in printed
+        _, failures = _outputs(tmp_path / "realchat")
+        assert len(failures) == 6 and all("IndexError" in f["traceback"] for f in failures)
+        again = _config(
+            tmp_path,
+            fake.url,
+            fake.url,
+            "rollout.num_sessions=6",
+            "rollout.max_failure_fraction=1",
+            user="fake-broken",
+            assistant="fake-assistant",
+        )
+        assert run_rollout(again)["failure_reasons"] == {"internal_error": 6}  # an operational key: same sessions
+    finally:
+        fake.stop()
+
+
 def test_an_unreachable_endpoint_fails_at_start_naming_it(ray_session, tmp_path):
     cfg = _config(tmp_path, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1")
     with pytest.raises(RolloutError, match=r"rollout.user.base_url: cannot list models at http://127.0.0.1:9/v1"):

@@ -181,8 +181,8 @@ def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model
         run_train(train_config(prepared_sample, tmp_path / "no-model", tmp_path), "user")
     with pytest.raises(TrainError, match="train.max_length=4096 is larger than the model's 1024 positions"):
         run_train(train_config(prepared_sample, tiny_model_dir, tmp_path, "train.max_length=4096"), "user")
-    with pytest.raises(TrainError, match="train.effective_batch_size"):
-        run_train(train_config(prepared_sample, tiny_model_dir, tmp_path, "train.effective_batch_size=6"), "user")
+    with pytest.raises(ConfigError, match="train: .*effective_batch_size=6 is not a multiple"):
+        train_config(prepared_sample, tiny_model_dir, tmp_path, "train.effective_batch_size=6")
     with pytest.raises(TrainError, match=r"train.eval_data: no eval split in .*empty/parquet/eval"):
         run_train(train_config(prepared_sample, tiny_model_dir, tmp_path, f"train.eval_data={empty}"), "user")
     with pytest.raises(ConfigError, match="train.zero_stage"):

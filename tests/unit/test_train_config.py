@@ -1,6 +1,6 @@
 import pytest
 
-from ray_apps.config import TrainConfig
+from ray_apps.config import ConfigError, TrainConfig, load_config
 from ray_apps.train.sft import accumulation_steps, deepspeed_config
 from ray_apps.train.views import training_messages
 
@@ -21,8 +21,18 @@ def test_deepspeed_config_follows_the_zero_settings():
 
 def test_accumulation_fills_the_effective_batch_or_names_the_keys():
     assert accumulation_steps(TrainConfig(effective_batch_size=128, per_device_batch_size=4), 8) == 4
-    with pytest.raises(ValueError, match="train.effective_batch_size=10"):
-        accumulation_steps(TrainConfig(effective_batch_size=10, per_device_batch_size=4), 2)
+    with pytest.raises(ConfigError, match=r"train: .*effective_batch_size=10 is not a multiple of .* = 8"):
+        load_config(None, ["train.effective_batch_size=10", "train.per_device_batch_size=4", "train.num_workers=2"])
+    with pytest.raises(ConfigError, match=r"models.usergpt.effective_batch_size=6 is not a multiple"):
+        load_config(
+            None,
+            [
+                "train.effective_batch_size=8",
+                "train.per_device_batch_size=4",
+                "train.num_workers=2",
+                "train.models={usergpt: {effective_batch_size: 6}}",
+            ],
+        )
 
 
 def test_training_views():
