@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import PipelineConfig, load_config
+from .console import captured
 from .errors import RealmError
+from .layout import RunLayout
 
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
 
@@ -251,26 +253,37 @@ def main(argv: list[str] | None = None, runtime_env: dict | None = None) -> int:
     overrides = _split_overrides(args)
     if getattr(args, "preset", None):
         overrides.append(f"model.init.preset={args.preset}")
+    name = " ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None))))
+    log = None
     try:
         config = load_config(args.config, overrides)
+        if getattr(args, "workdir", None):
+            config.run.workdir = args.workdir
 
         def join_ray() -> None:
             from .runtime import ensure_ray
 
             ensure_ray(config.ray, runtime_env)
 
-        args.run(config, args, join_ray)
+        with captured(RunLayout(config).log(name.replace(" ", "-")), config.run.console == "quiet") as log:
+            args.run(config, args, join_ray)
     except (RealmError, FileNotFoundError) as exc:
-        print(f"realm {args.command}: {exc}", file=sys.stderr)
+        _failed(name, str(exc), log)
         return getattr(exc, "exit_code", 1)
     except Exception as exc:
         from ray.train import TrainingFailedError  # imported only here: `ray.train` is slow to import
 
         if not isinstance(exc, TrainingFailedError):
             raise
-        print(f"realm {args.command}: training failed (resubmit the same command to resume): {exc}", file=sys.stderr)
+        _failed(name, f"training failed (resubmit the same command to resume): {exc}", log)
         return 1
     return 0
+
+
+def _failed(name: str, message: str, log) -> None:
+    print(f"realm {name}: {message}", file=sys.stderr)
+    if log is not None:
+        print(f"realm {name}: the full log is {log}", file=sys.stderr)
 
 
 if __name__ == "__main__":

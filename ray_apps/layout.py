@@ -74,5 +74,9 @@ class RunLayout:
         """A benchmark's answers, judgments and results, as FastChat lays them out."""
         return self.eval / name
 
+    def log(self, name: str) -> Path:
+        """A command's or a stage's full log (the console shows part of it)."""
+        return self.root / "logs" / f"{name}.log"
+
     def stage(self, name: str) -> Path:
         return self.root / "stages" / f"{name}.json"

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shlex
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import PipelineConfig, ServedModelConfig, write_run_config
+from .console import stage_log
 from .eval.fastchat import judgments_dir, results_file
 from .layout import RunLayout
 from .runtime import ensure_ray
@@ -83,7 +86,16 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
     from .models import run_init_model
 
     real, base, realchat = layout.real.root, layout.model("base"), layout.realchat.root
-    stages = [Stage("prepare", ("run", "prepare"), (), (real,), lambda _: run_prepare(config, output=str(real)))]
+    stages = [
+        Stage(
+            "prepare",
+            ("prepare",),
+            (),
+            (real,),
+            lambda _: run_prepare(config, output=str(real)),
+            {"seed": config.run.seed},  # the split's seed
+        )
+    ]
     if config.model.base is None:
         stages.append(
             Stage(
@@ -284,7 +296,18 @@ def _run_stage(stage: Stage, fingerprint: str, layout: RunLayout, position: str)
         {"stage": stage.name, "status": "running", "fingerprint": fingerprint, "artefacts": artefacts},
     )
     started = time.time()
-    result = stage.run(fingerprint)
+    with stage_log(layout.log(stage.name)) as log:
+        try:
+            result = stage.run(fingerprint)
+        except BaseException:
+            print(
+                f"[pipeline] {position} {stage.name}: failed after {time.time() - started:.0f}s"
+                + (f"; its log: {log}" if log else "")
+                + f"; fix the cause and resume with the same command: {_command()}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
     state = {
         "stage": stage.name,
         "status": "complete",
@@ -296,6 +319,12 @@ def _run_stage(stage: Stage, fingerprint: str, layout: RunLayout, position: str)
     _set_state(layout, stage.name, state)
     print(f"[pipeline] {position} {stage.name}: finished in {state['seconds']}s", flush=True)
     return state
+
+
+def _command() -> str:
+    """The command line that started this process (what resumes it)."""
+    program = Path(sys.argv[0]).name
+    return shlex.join([program, *sys.argv[1:]] if program == "realm" else [Path(sys.executable).name, *sys.argv])
 
 
 def _versions() -> dict[str, str]:

@@ -7,6 +7,7 @@ import os
 import sys
 
 import ray
+import ray.data
 
 from .config import PipelineConfig, RayConfig, ServedModelConfig
 
@@ -18,6 +19,7 @@ def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
     """
     if ray.is_initialized():
         return
+    ray.data.DataContext.get_current().enable_operator_progress_bars = False  # one bar per dataset
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     options = {"runtime_env": runtime_env, "logging_level": logging.WARNING, "log_to_driver": True}
     if address:

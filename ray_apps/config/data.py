@@ -14,6 +14,11 @@ class RunConfig(Section):
     name: str = Field("realm", description="Run name, used for run directories and Ray Train runs.")
     workdir: str = Field("runs/realm", description="Directory that holds every stage's output.")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for splits, model initialisation and sampling.")
+    console: Literal["quiet", "full"] = Field(
+        "quiet",
+        description="quiet: the console shows stage lines, progress, problems and results, everything else is only "
+        "in <workdir>/logs/<command>.log; full: the console shows everything too.",
+    )
 
 
 class RayConfig(Section):

@@ -49,6 +49,9 @@ class ServeConfig(Section):
     host: str = Field("127.0.0.1", description="HTTP host of the Serve proxy (0.0.0.0 to listen on every interface).")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port of the Serve proxy.")
     route_prefix: str = Field("/", description="URL prefix; clients use base_url http://host:port<prefix>v1.")
+    access_log: bool = Field(
+        False, description="Serve's access log: a line per request in every replica's log (and on the console)."
+    )
     api_key_env: str | None = Field(
         None, description="Environment variable holding a bearer token; when set, requests without it get 401."
     )

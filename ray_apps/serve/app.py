@@ -97,7 +97,13 @@ def start_serve(config: PipelineConfig) -> str:
     """Deploy the app on the connected Ray (Serve's HTTP proxy on serve.host:port); returns the base URL."""
     app = build_app(config)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
-    serve.run(app, name=config.serve.app_name, route_prefix=config.serve.route_prefix, blocking=False)
+    serve.run(
+        app,
+        name=config.serve.app_name,
+        route_prefix=config.serve.route_prefix,
+        blocking=False,
+        logging_config={"enable_access_log": config.serve.access_log},
+    )
     return base_url(config)
 
 

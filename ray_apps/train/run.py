@@ -82,7 +82,9 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
     train, evaluation = _read(paths["data"], "train"), _read(cfg.eval_data or paths["data"], "eval")
     _check(config, paths, train, evaluation)
     datasets = {"train": train, **({"eval": evaluation} if evaluation is not None else {})}
-    env = {} if cfg.use_gpu else {"DS_ACCELERATOR": "cpu"}
+    # Ray Train's print patch logs every print of a worker, also those a library captures (dill prints
+    # disassembled bytecode to a buffer when datasets fingerprints TRL's functions)
+    env = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", **({} if cfg.use_gpu else {"DS_ACCELERATOR": "cpu"})}
     trainer = TorchTrainer(
         train_loop_per_worker=_loop,
         train_loop_config={

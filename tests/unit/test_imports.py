@@ -6,7 +6,7 @@ import ast
 from ..helpers import ROOT
 
 LAYERS = [
-    {"errors"},
+    {"errors", "console"},
     {"conversation"},
     {"config"},
     {"records", "layout"},

@@ -1,0 +1,170 @@
+"""What a command prints: everything goes to its log under ``<workdir>/logs/``, the console gets what a user reads.
+
+``captured(log)`` sends the process's stdout and stderr (file descriptors 1 and 2: Python, C++, subprocesses and the
+worker output Ray forwards to the driver) through a pipe. Every byte goes to the log; a line goes to the console
+unless it is noise: a worker's line that is not one of ours (``[train user] ...``) or an error, or an INFO line of
+Ray's own logging (Ray Data's progress blocks, the streaming executor's plans). Progress bars pass as they update.
+``stage_log(path)`` also copies what is printed meanwhile to a stage's own log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+_ANSI = re.compile(rb"\x1b\[[0-9;]*m")
+# Ray prefixes a worker's forwarded line with "(ActorName pid=123[, ip=...])"
+# Ray prefixes what another process printed: "(ActorName pid=123[, ip=...])", "(pid=gcs_server)", "(raylet)"
+_WORKER = re.compile(rb"^\((?:[^()]*? )?(?:pid=[^()]*|raylet)\) ?(?P<body>.*)$", re.S)
+_OURS = re.compile(rb"^\[[a-z][\w .:-]*\] ")  # our tagged lines: [train user], [serve], [rollout], ...
+_PROBLEM = re.compile(rb"Traceback|\bERROR\b|Error:|Exception:|\bFATAL\b")
+# Ray's own logging below warnings (Python's "date INFO", Serve's "INFO date", C++'s "[date I|W|E pid tid]"), and
+# warnings that ask nothing of a user
+_RAY_NOISE = re.compile(
+    rb"^(\d{4}-\d\d-\d\d [\d:,]+\s+INFO |(INFO|DEBUG) \d{4}-\d\d-\d\d |\[\d{4}-\d\d-\d\d [\d:,]+ [IWE] \d+ \d+\] )"
+    rb"|Progress bars (for operators )?disabled|Token authentication is enabled"
+)
+
+
+def on_console(line: bytes) -> bool:
+    """Whether a printed line (without its newline) is shown on the console."""
+    plain = _ANSI.sub(b"", line).lstrip(b"\r")
+    if not plain.strip():
+        return False
+    worker = _WORKER.match(plain)
+    if worker:
+        body = worker["body"]
+        return bool(_OURS.match(body) or _PROBLEM.search(body))
+    return not _RAY_NOISE.search(plain)
+
+
+class _Capture:
+    def __init__(self, log: Path):
+        self.lock = threading.Lock()
+        self.logs = [self._open(log)]
+        self.console = os.dup(1)
+        self.saved = (os.dup(1), os.dup(2))
+        if os.isatty(1):  # a terminal gets a terminal: libraries keep their progress bars (Ray Data's among them)
+            self.read, write = os.openpty()
+            tty.setraw(write)  # no output processing: lines end in "\n" as written
+        else:
+            self.read, write = os.pipe()
+        for fd in (1, 2):
+            os.dup2(write, fd)
+        os.close(write)
+        self.thread = threading.Thread(target=self._pump, name="realm-console", daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _open(path: Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("ab", buffering=0)
+        handle.write(f"===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(sys.argv)}\n".encode())
+        return handle
+
+    def _pump(self) -> None:
+        # ``pending`` is the line so far; the console has been shown (or denied) its first ``decided`` bytes
+        pending, decided, open_line = b"", 0, False
+        while chunk := self._next():
+            with self.lock:
+                for log in self.logs:
+                    log.write(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            out = []
+            for line in lines:
+                rest = line[decided:]
+                keep = on_console(rest)
+                if keep or open_line:
+                    out.append((rest if keep else b"") + b"\n")
+                decided, open_line = 0, False
+            if b"\r" in pending[decided:]:  # a progress bar moved: show it now, not when its line ends
+                rest = pending[decided:]
+                if on_console(rest):
+                    out.append(rest)
+                    open_line = True
+                decided = len(pending)
+            self._show(b"".join(out))
+        if pending[decided:] and on_console(pending[decided:]):
+            self._show(pending[decided:])
+
+    def _next(self) -> bytes:
+        try:
+            return os.read(self.read, 65536)
+        except OSError:  # a terminal's other end closed
+            return b""
+
+    def _show(self, data: bytes) -> None:
+        if data and self.console is not None:
+            try:
+                os.write(self.console, data)
+            except OSError:  # the console went away (`| head`): keep logging
+                self.console = None
+
+    def close(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), self.saved):
+            os.dup2(saved, fd)  # the pipe's last write end closes: the pump drains it and ends
+            os.close(saved)
+        self.thread.join(5)  # the pump has drained the pipe (or a child process still holds it: go on)
+        os.close(self.read)
+        if self.console is not None:
+            os.close(self.console)
+        for log in self.logs:
+            log.close()
+
+
+_active: _Capture | None = None
+
+
+@contextlib.contextmanager
+def captured(log: Path, quiet: bool = True) -> Iterator[Path | None]:
+    """Print through the console filter (``quiet``) and keep everything in ``log``; yields ``log`` (None when not
+    quiet, or inside another capture)."""
+    global _active
+    if not quiet or _active is not None:
+        yield None
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _active = _Capture(log)
+    try:
+        yield log
+    except BaseException:
+        sys.stderr.flush()
+        with _active.lock:
+            _active.logs[0].write("".join(traceback.format_exc()).encode())
+        raise
+    finally:
+        capture, _active = _active, None
+        capture.close()
+
+
+@contextlib.contextmanager
+def stage_log(path: Path) -> Iterator[Path | None]:
+    """While a capture is active, also copy what is printed to ``path``; yields it (None without a capture)."""
+    if _active is None:
+        yield None
+        return
+    handle = _active._open(path)
+    with _active.lock:
+        _active.logs.append(handle)
+    try:
+        yield path
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.2)  # let the pump write what is in the pipe
+        with _active.lock:
+            _active.logs.remove(handle)
+        handle.close()
