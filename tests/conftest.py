@@ -1,10 +1,13 @@
+import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT, SAMPLE, train_config
+from .helpers import ROOT, SAMPLE, ray_head
 
 sys.path.insert(0, str(SAMPLE))  # make_sample.generate, for corpora made in tests
 
@@ -51,43 +54,60 @@ def tiny_config():
 
 
 @pytest.fixture(scope="session")
-def prepared_sample(ray_session, tmp_path_factory):
-    """The sample corpus through `realm prepare` (tiny config)."""
-    from ray_apps.config import load_config
-    from ray_apps.data import run_prepare
-
-    out = tmp_path_factory.mktemp("prepared-sample")
-    run_prepare(load_config(ROOT / "configs" / "tiny.yaml"), [str(SAMPLE)], str(out))
-    return out
+def head():
+    """One `ray start --head` cluster of 2 CPUs for the session: jobs are submitted to it, drivers join it."""
+    with ray_head(num_cpus=2) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(prepared_sample, tmp_path_factory):
+def pipeline_run(head, tmp_path_factory):
+    """The embedded tiny default as a user submits it, `ray job submit --working-dir . -- python jobs/pipeline.py
+    --config configs/tiny.yaml`, run once for the session: its prepared corpus, base model and trained UserGPT are
+    what the other integration tests use, and several tests read its artefacts. (Only test_pipeline's last test
+    reruns stages of it: the rollout and what follows.)"""
+    workdir = tmp_path_factory.mktemp("job") / "run"
+    command = [
+        str(Path(sys.executable).parent / "ray"),
+        "job",
+        "submit",
+        "--address",
+        head["address"],
+        "--working-dir",
+        str(ROOT),
+        "--",
+        "python",
+        "jobs/pipeline.py",
+        "--config",
+        "configs/tiny.yaml",
+        f"run.workdir={workdir}",
+    ]
+    for _ in range(30):  # the head answers `ray job list` a little before its job agent takes submissions
+        job = subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=1500)
+        if "No available agent to submit job" not in job.stderr + job.stdout:
+            break
+        time.sleep(4)
+    assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout[-4000:] + job.stderr[-2000:]
+    return {"workdir": workdir, "log": job.stdout}
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(pipeline_run):
+    """The sample corpus through the prepare stage (tiny config)."""
+    return pipeline_run["workdir"] / "real"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(pipeline_run):
     """The tiny base model, its tokenizer trained on the prepared sample."""
-    from ray_apps.config import load_config
-    from ray_apps.models import run_init_model
-
-    return run_init_model(
-        load_config(ROOT / "configs" / "tiny.yaml"), prepared_sample, tmp_path_factory.mktemp("tiny-model")
-    )
+    return pipeline_run["workdir"] / "models" / "base"
 
 
 @pytest.fixture(scope="session")
-def usergpt(prepared_sample, tiny_model_dir, tmp_path_factory):
-    """The tiny UserGPT: 8 epochs on the prepared sample, ZeRO-2 (trained once per test session)."""
-    from ray_apps.train import run_train
-
-    tmp = tmp_path_factory.mktemp("usergpt")
-    cfg = train_config(
-        prepared_sample,
-        tiny_model_dir,
-        tmp,
-        "train.zero_stage=2",
-        "train.num_epochs=8",
-        "train.eval_steps=40",
-        "train.save_steps=40",
-    )
-    return run_train(cfg, "user")
+def usergpt(pipeline_run):
+    """The tiny UserGPT the tiny default trains (the train-usergpt stage's result, ``output`` its model)."""
+    state = json.loads((pipeline_run["workdir"] / "stages" / "train-usergpt.json").read_text())
+    return state["result"]
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +122,11 @@ def benchmarks_dir() -> Path:
     pytest.fail(
         "FastChat benchmark files not found: set REALM_BENCHMARKS to a directory with judge_prompts.jsonl and mt_bench/"
     )
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need the session's tiny pipeline run or `ray start` cluster are `slow` (`make test-fast` leaves
+    them to `make test`)."""
+    for item in items:
+        if {"pipeline_run", "head"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

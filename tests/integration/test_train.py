@@ -50,24 +50,28 @@ def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
 
 
-@pytest.mark.parametrize("role", ["user", "assistant"])
-def test_both_roles_train_on_a_rollouts_output_and_on_prepares_output(
-    role, rollout_output, prepared_sample, tiny_model_dir, tmp_path
-):
+def test_usergpt_on_zero2_trains_on_a_rollouts_output(rollout_output, tiny_model_dir, tmp_path):
+    """The simulator trained on simulated sessions (their end markers included). The tiny default's pipeline trains
+    the other three pairs of role and data: UserGPT and the baseline on prepare's output, ReaLM on a rollout's."""
     sessions, skipped = read_records(RolloutData(rollout_output).sessions)
     assert len(sessions) == 16 and not skipped
     ended = [r for r in sessions if r["meta"]["stop_reason"] == "end_marker"]  # the fake simulator ends every session
     assert ended and all(training_messages(r, "user")[-1]["content"] == END_OF_CONVERSATION for r in ended)
-    for name, data in (("rollout", rollout_output), ("prepare", prepared_sample)):
-        cfg = train_config(
-            data, tiny_model_dir, tmp_path / name, "train.max_steps=2", "train.save_steps=2", "train.eval_steps=2"
-        )
-        metrics = run_train(cfg, role)
-        assert metrics["step"] == 2 and metrics["train_loss"] > 0, (name, metrics)
-        assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
+    cfg = train_config(
+        rollout_output,
+        tiny_model_dir,
+        tmp_path,
+        "train.zero_stage=2",
+        "train.max_steps=2",
+        "train.save_steps=2",
+        "train.eval_steps=2",
+    )
+    metrics = run_train(cfg, "user")
+    assert metrics["step"] == 2 and metrics["train_loss"] > 0, metrics
+    assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
 
 
-def test_usergpt_on_zero2_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
+def test_the_tiny_default_usergpt_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
     assert usergpt["eval_loss_last"] < usergpt["eval_loss_first"] - 1.0
     assert usergpt["packing_efficiency"] == 1.0  # padding-free packing processes no padding
     model, tokenizer = load_model(usergpt["output"]), load_tokenizer(usergpt["output"])
@@ -102,7 +106,7 @@ def test_usergpt_asks_like_a_user_and_learns_when_to_stop(usergpt, prepared_samp
     assert finished >= 5 and ends > untrained_ends
 
 
-def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(
+def test_usergpt_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(
     prepared_sample, tiny_model_dir, tmp_path
 ):
     cfg = train_config(
@@ -116,20 +120,12 @@ def test_assistant_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_ste
         "train.fail_at_step=4",
         "train.max_failures=1",
     )
-    metrics = run_train(cfg, "assistant")
+    metrics = run_train(cfg, "user")
     assert metrics["resumed_from_step"] == 3 and metrics["step"] == 6
     assert metrics["eval_loss_last"] < metrics["eval_loss_first"]
     model, tokenizer = load_model(metrics["output"]), load_tokenizer(metrics["output"])
-    assert _generate(model, tokenizer, [{"role": "user", "content": "How do I dedupe a list?"}]).strip()
-
-
-def test_usergpt_on_zero3_lowers_eval_loss(prepared_sample, tiny_model_dir, tmp_path):
-    cfg = train_config(
-        prepared_sample, tiny_model_dir, tmp_path, "train.zero_stage=3", "train.max_steps=6", "train.eval_steps=6"
-    )
-    metrics = run_train(cfg, "user")
-    assert metrics["step"] == 6 and metrics["eval_loss_last"] < metrics["eval_loss_first"]
-    assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
+    assert model.config.vocab_size == len(tokenizer)
+    assert _generate(model, tokenizer, simulator_view([])).strip()  # a free-mode opening
 
 
 def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared_sample, tiny_model_dir, tmp_path):
