@@ -160,3 +160,26 @@ def start_tiny_app(usergpt: dict, tiny_model_dir, workdir, *overrides: str) -> d
         "usergpt": usergpt["output"],
         "baseline": str(tiny_model_dir),
     }
+
+
+def fastchat_show_result(path, mode: str, baseline: str | None = None) -> dict[str, dict[str, float]]:
+    """What FastChat's own `show_result.py` (the `fschat` package) prints for a judgment file, per model: single
+    mode ``turn_1``, ``turn_2``, ``score`` (the mean of both turns); pairwise ``win``, ``loss``, ``tie``,
+    ``win_rate``, ``loss_rate``, ``win_rate_adjusted``."""
+    command = [sys.executable, "-m", "fastchat.llm_judge.show_result", "--input-file", str(path), "--mode", mode]
+    command += ["--bench-name", "mt_bench", *(["--baseline-model", baseline] if baseline else [])]
+    printed = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout
+    results: dict[str, dict[str, float]] = {}
+    if mode == "single":  # three pandas tables: "model turn score" twice, then "model score"
+        for section, key in zip(printed.split("##########")[2::2], ("turn_1", "turn_2", "score")):
+            for line in section.splitlines()[3:]:  # after the blank line, the column line and the index line
+                cells = line.split()
+                if cells:
+                    results.setdefault(cells[0], {})[key] = float(cells[-1])
+        return results
+    lines = printed.strip().splitlines()
+    columns = lines[lines.index(next(line for line in lines if "win_rate_adjusted" in line))].split()
+    for line in lines[lines.index(next(line for line in lines if "win_rate_adjusted" in line)) + 2 :]:
+        model, *values = line.split()
+        results[model] = dict(zip(columns, map(float, values)))
+    return results

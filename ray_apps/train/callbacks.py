@@ -8,6 +8,9 @@ from transformers import TrainerCallback
 
 from .sft import TokenCounter
 
+#: What a worker reports as gauges ``realm_train_<name>`` (tag ``role``).
+GAUGES = ("step", "loss", "learning_rate", "tokens_per_second", "packing_efficiency", "eta_seconds")
+
 
 class ProgressCallback(TrainerCallback):
     """Adds tokens/s, packing efficiency and ETA to every log; prints a line; sets Ray gauges."""
@@ -25,10 +28,9 @@ class ProgressCallback(TrainerCallback):
         if self.gauges is None:
             from ray.util.metrics import Gauge
 
-            names = ("step", "loss", "learning_rate", "tokens_per_second", "packing_efficiency", "eta_seconds")
             self.gauges = {
                 n: Gauge(f"realm_train_{n}", description=f"Training {n.replace('_', ' ')}", tag_keys=("role",))
-                for n in names
+                for n in GAUGES
             }
         return self.gauges
 

@@ -11,7 +11,7 @@ from ray_apps.eval import EvalError, run_answers, run_judge, run_show, run_simul
 from ray_apps.eval.fastchat import load_answers, read_jsonl
 
 from ..fake_judge import FakeJudge
-from ..helpers import ROOT, start_tiny_app
+from ..helpers import ROOT, fastchat_show_result, start_tiny_app
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +92,10 @@ def test_single_grading_retries_unparseable_verdicts_records_errors_and_resumes(
     shown = run_show([str(out)], str(tmp_path / "question.jsonl"), rounds=100)[str(out)]
     assert (shown["alpha"]["score"], shown["alpha"]["judgments"]) == (9.0, 4)
     assert (shown["beta"]["score"], shown["beta"]["turn_1"], shown["beta"]["turn_2"]) == (3.4, round(11 / 3, 4), 3.0)
+    # FastChat's own show_result.py reads the file we wrote and finds the same numbers
+    assert fastchat_show_result(out, "single") == {
+        model: pytest.approx({k: r[k] for k in ("turn_1", "turn_2", "score")}, abs=1e-4) for model, r in shown.items()
+    }
 
 
 def test_pairwise_games_are_played_in_both_orders_and_disagreement_is_a_tie(ray_session, bench, judge, tmp_path):
@@ -113,6 +117,10 @@ def test_pairwise_games_are_played_in_both_orders_and_disagreement_is_a_tie(ray_
     assert set(shown) == {"alpha"}
     alpha = shown["alpha"]
     assert (alpha["win"], alpha["loss"], alpha["tie"], alpha["win_rate_adjusted"]) == (3, 0, 1, 0.875)
+    columns = ("win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted")
+    assert fastchat_show_result(out, "pairwise-baseline", baseline="beta") == {
+        "alpha": pytest.approx({k: alpha[k] for k in columns}, abs=1e-4)
+    }
     before = _judge_calls(judge)
     run_judge(config)
     assert _judge_calls(judge) - before == 6  # resumed: only the unparseable game is played again
