@@ -115,6 +115,11 @@ class ServeConfig(Section):
     def _router_fits_engine(self) -> ServeConfig:
         if self.request_router == "prefix" and self.engine != "vllm":
             raise ValueError("request_router: prefix is ray.serve.llm's router and needs engine: vllm")
+        if self.api_key_env and self.engine == "vllm":  # it would serve every request without the key
+            raise ValueError(
+                "api_key_env: the vllm engine (ray.serve.llm's OpenAI app) checks no bearer token; use engine: hf, "
+                "or put an authenticating proxy in front of it and leave api_key_env null"
+            )
         return self
 
     @field_validator("route_prefix")

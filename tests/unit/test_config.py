@@ -41,6 +41,24 @@ def test_bad_keys_and_values_fail_naming_the_key(override, key):
     assert key in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["serve.engine=vllm", "serve.api_key_env=REALM_KEY"], "serve: .*api_key_env: the vllm engine"),
+        (["rollout.min_turns=5", "rollout.max_turns=4"], "rollout: .*min_turns=5 > max_turns=4"),
+        (
+            ["rollout.context_tokens=600"],
+            r"rollout: .*context_tokens=600 .* user.max_tokens \+ assistant.max_tokens = 640",
+        ),
+        (["model.init.num_attention_heads=3"], "model.init: .*hidden_size=128 must be a multiple of 2 x num_attention"),
+        (["train.max_steps=0"], "train: .*max_steps: 0 trains nothing"),
+    ],
+)
+def test_keys_that_cannot_work_together_fail_at_load_naming_them(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
 def test_unknown_key_in_yaml_names_it(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("prepare:\n  segment:\n    max_tokenz: 10\n")
