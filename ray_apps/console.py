@@ -20,6 +20,7 @@ import tty
 from collections.abc import Iterator
 from pathlib import Path
 
+_SYNC = b"\x1erealm-console-sync\x1e"  # written through the pipe: when the pump reads it, all before it is logged
 _ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 # Ray prefixes a worker's forwarded line with "(ActorName pid=123[, ip=...])"
 # Ray prefixes what another process printed: "(ActorName pid=123[, ip=...])", "(pid=gcs_server)", "(raylet)"
@@ -34,11 +35,14 @@ _RAY_NOISE = re.compile(
 )
 
 
-def on_console(line: bytes) -> bool:
-    """Whether a printed line (without its newline) is shown on the console."""
+def on_console(line: bytes, previous: bool = True) -> bool:
+    """Whether a printed line (without its newline) is shown on the console; ``previous``: whether the line before
+    it was (an indented line continues it: a traceback, a warning's source line, a logged dict)."""
     plain = _ANSI.sub(b"", line).lstrip(b"\r")
     if not plain.strip():
         return False
+    if plain[:1] in (b" ", b"\t"):
+        return previous
     worker = _WORKER.match(plain)
     if worker:
         body = worker["body"]
@@ -48,7 +52,7 @@ def on_console(line: bytes) -> bool:
 
 class _Capture:
     def __init__(self, log: Path):
-        self.lock = threading.Lock()
+        self.lock, self.synced = threading.Lock(), threading.Event()
         self.logs = [self._open(log)]
         self.console = os.dup(1)
         self.saved = (os.dup(1), os.dup(2))
@@ -73,17 +77,21 @@ class _Capture:
 
     def _pump(self) -> None:
         # ``pending`` is the line so far; the console has been shown (or denied) its first ``decided`` bytes
-        pending, decided, open_line = b"", 0, False
+        pending, decided, open_line, previous = b"", 0, False, True
         while chunk := self._next():
+            synced = _SYNC in chunk
+            chunk = chunk.replace(_SYNC, b"")
             with self.lock:
                 for log in self.logs:
                     log.write(chunk)
+            if synced:
+                self.synced.set()
             pending += chunk
             *lines, pending = pending.split(b"\n")
             out = []
             for line in lines:
                 rest = line[decided:]
-                keep = on_console(rest)
+                keep = previous = on_console(rest, previous)
                 if keep or open_line:
                     out.append((rest if keep else b"") + b"\n")
                 decided, open_line = 0, False
@@ -96,6 +104,14 @@ class _Capture:
             self._show(b"".join(out))
         if pending[decided:] and on_console(pending[decided:]):
             self._show(pending[decided:])
+
+    def sync(self) -> None:
+        """Return once the pump has logged everything printed before the call."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.synced.clear()
+        os.write(1, _SYNC)
+        self.synced.wait(10)
 
     def _next(self) -> bytes:
         try:
@@ -156,15 +172,14 @@ def stage_log(path: Path) -> Iterator[Path | None]:
     if _active is None:
         yield None
         return
+    _active.sync()  # what was printed before goes to the logs open until now
     handle = _active._open(path)
     with _active.lock:
         _active.logs.append(handle)
     try:
         yield path
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        time.sleep(0.2)  # let the pump write what is in the pipe
+        _active.sync()
         with _active.lock:
             _active.logs.remove(handle)
         handle.close()

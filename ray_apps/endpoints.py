@@ -202,10 +202,6 @@ class Endpoint:
         return r.choices[0].message.content or "", r.choices[0].finish_reason
 
 
-def _spread() -> dict:
-    return {"scheduling_strategy": "SPREAD"}  # the actors go to different nodes
-
-
 def map_rows(
     items: list[dict], actor: type, kwargs: dict, *, actors: int, batch_size: int, blocks: int
 ) -> Iterator[dict]:
@@ -223,7 +219,6 @@ def map_rows(
         compute=ray.data.ActorPoolStrategy(
             size=actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4
         ),
-        num_cpus=0.1,
-        ray_remote_args_fn=_spread,
+        num_cpus=0.1,  # Ray Data spreads an actor pool over the nodes by itself
     )
     return ds.iter_rows()

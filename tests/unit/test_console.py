@@ -31,6 +31,9 @@ SHOWN = [
 def test_noise_is_kept_off_the_console_and_our_lines_and_problems_are_not():
     assert not [line for line in WORKER_NOISE + RAY_NOISE if on_console(line)]
     assert all(on_console(line) for line in SHOWN)
+    # an indented line continues the line before it: a logged dict after an INFO line, a traceback's frames
+    assert not on_console(b" 'graceful_shutdown_timeout_s': 20,", previous=False)
+    assert on_console(b'  File "/work/ray_apps/rollout/driver.py", line 44, in run_rollout', previous=True)
 
 
 def test_a_captured_process_keeps_everything_in_its_log_and_shows_the_rest(tmp_path):
