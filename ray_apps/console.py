@@ -1,7 +1,9 @@
 """What a command prints: everything goes to its log under ``<workdir>/logs/``, the console gets what a user reads.
 
 ``captured(log)`` sends the process's stdout and stderr (file descriptors 1 and 2: Python, C++, subprocesses and the
-worker output Ray forwards to the driver) through a pipe. Every byte goes to the log; a line goes to the console
+worker output Ray forwards to the driver) through a pipe, or a pseudo-terminal when the console is a terminal (so
+libraries still draw progress bars; a file or pipe gets each bar once, in its last state). Every byte goes to the
+log; a line goes to the console
 unless it is noise: a worker's line that is not one of ours (``[train user] ...``) or an error, or an INFO line of
 Ray's own logging (Ray Data's progress blocks, the streaming executor's plans). Progress bars pass as they update.
 ``stage_log(path)`` also copies what is printed meanwhile to a stage's own log.
@@ -22,7 +24,6 @@ from pathlib import Path
 
 _SYNC = b"\x1erealm-console-sync\x1e"  # written through the pipe: when the pump reads it, all before it is logged
 _ANSI = re.compile(rb"\x1b\[[0-9;]*m")
-# Ray prefixes a worker's forwarded line with "(ActorName pid=123[, ip=...])"
 # Ray prefixes what another process printed: "(ActorName pid=123[, ip=...])", "(pid=gcs_server)", "(raylet)"
 _WORKER = re.compile(rb"^\((?:[^()]*? )?(?:pid=[^()]*|raylet)\) ?(?P<body>.*)$", re.S)
 _OURS = re.compile(rb"^\[[a-z][\w .:-]*\] ")  # our tagged lines: [train user], [serve], [rollout], ...
@@ -56,7 +57,8 @@ class _Capture:
         self.logs = [self._open(log)]
         self.console = os.dup(1)
         self.saved = (os.dup(1), os.dup(2))
-        if os.isatty(1):  # a terminal gets a terminal: libraries keep their progress bars (Ray Data's among them)
+        self.live = os.isatty(1)
+        if self.live:  # a terminal gets a terminal: libraries keep their progress bars (Ray Data's among them)
             self.read, write = os.openpty()
             tty.setraw(write)  # no output processing: lines end in "\n" as written
         else:
@@ -91,11 +93,13 @@ class _Capture:
             out = []
             for line in lines:
                 rest = line[decided:]
+                if not self.live:  # a file or a pipe gets a progress bar's last state only, one line
+                    rest = rest.rsplit(b"\r", 1)[-1]
                 keep = previous = on_console(rest, previous)
                 if keep or open_line:
                     out.append((rest if keep else b"") + b"\n")
                 decided, open_line = 0, False
-            if b"\r" in pending[decided:]:  # a progress bar moved: show it now, not when its line ends
+            if self.live and b"\r" in pending[decided:]:  # a progress bar moved: show it now, not when its line ends
                 rest = pending[decided:]
                 if on_console(rest):
                     out.append(rest)
@@ -134,8 +138,9 @@ class _Capture:
             os.close(saved)
         self.thread.join(5)  # the pump has drained the pipe (or a child process still holds it: go on)
         os.close(self.read)
-        if self.console is not None:
-            os.close(self.console)
+        console, self.console = self.console, None
+        if console is not None:
+            os.close(console)
         for log in self.logs:
             log.close()
 

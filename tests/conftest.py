@@ -63,32 +63,35 @@ def head():
 @pytest.fixture(scope="session")
 def pipeline_run(head, tmp_path_factory):
     """The embedded tiny default as a user submits it, `ray job submit --working-dir . -- python jobs/pipeline.py
-    --config configs/tiny.yaml`, run once for the session: its prepared corpus, base model and trained UserGPT are
-    what the other integration tests use, and several tests read its artefacts. (Only test_pipeline's last test
-    reruns stages of it: the rollout and what follows.)"""
+    --config configs/tiny.yaml`, once for the session, stopped (`ray job stop`) when its rollout has written a few
+    sessions and submitted again, which resumes it. Its prepared corpus, base model and trained UserGPT are what the
+    other integration tests use, and the pipeline tests read its artefacts and both jobs' logs."""
     workdir = tmp_path_factory.mktemp("job") / "run"
-    command = [
-        str(Path(sys.executable).parent / "ray"),
-        "job",
-        "submit",
-        "--address",
-        head["address"],
-        "--working-dir",
-        str(ROOT),
-        "--",
-        "python",
-        "jobs/pipeline.py",
-        "--config",
-        "configs/tiny.yaml",
-        f"run.workdir={workdir}",
-    ]
+    ray = str(Path(sys.executable).parent / "ray")
+    pipeline = ["--", "python", "jobs/pipeline.py", "--config", "configs/tiny.yaml", f"run.workdir={workdir}"]
+
+    def job(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        command = [ray, "job", args[0], "--address", head["address"], *args[1:]]
+        return subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=timeout)
+
     for _ in range(30):  # the head answers `ray job list` a little before its job agent takes submissions
-        job = subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=1500)
-        if "No available agent to submit job" not in job.stderr + job.stdout:
+        first = job("submit", "--submission-id", "tiny-stopped", "--no-wait", "--working-dir", str(ROOT), *pipeline)
+        if "No available agent to submit job" not in first.stderr + first.stdout:
             break
         time.sleep(4)
-    assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout[-4000:] + job.stderr[-2000:]
-    return {"workdir": workdir, "log": job.stdout}
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    state, shards, deadline = workdir / "stages" / "rollout.json", workdir / "realchat" / "shards", time.time() + 1200
+    while not (state.is_file() and sum(len(f.read_text().splitlines()) for f in shards.glob("*.jsonl")) >= 6):
+        status = job("status", "tiny-stopped").stdout
+        assert "RUNNING" in status or "PENDING" in status, status + job("logs", "tiny-stopped").stdout[-4000:]
+        assert time.time() < deadline, "no rollout shard in time"
+        time.sleep(0.5)
+    stopped = job("stop", "tiny-stopped")  # its driver is killed mid-rollout
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert json.loads(state.read_text())["status"] == "running"
+    resumed = job("submit", "--working-dir", str(ROOT), *pipeline, timeout=1500)
+    assert resumed.returncode == 0 and "succeeded" in resumed.stdout, resumed.stdout[-4000:] + resumed.stderr[-2000:]
+    return {"workdir": workdir, "log": resumed.stdout, "stopped_log": job("logs", "tiny-stopped").stdout}
 
 
 @pytest.fixture(scope="session")

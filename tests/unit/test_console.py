@@ -60,6 +60,7 @@ def test_a_captured_process_keeps_everything_in_its_log_and_shows_the_rest(tmp_p
     assert run.returncode == 0, console
     assert "[pipeline] 1/2 prepare: running" in console and "[pipeline] complete" in console
     assert "rollout: 2/2" in console and "[rollout] from a child process" in console
+    assert "rollout: 0/2" not in console  # not a terminal: a progress bar is shown once, in its last state
     assert "LOAD_FAST" not in console and "Running Dataset" not in console
     assert "after the capture" in console  # the console is back
     everything = log.read_text()
@@ -77,9 +78,12 @@ def test_a_terminal_keeps_getting_a_terminal(tmp_path):
     import pty
 
     script = (
-        "import sys\nfrom ray_apps.console import captured\n"
+        "import sys, time\nfrom ray_apps.console import captured\n"
         f"with captured({str(tmp_path / 'run.log')!r}):\n"
         "    print('[check] a tty:', sys.stdout.isatty(), flush=True)\n"
+        "    for done in range(3):\n"
+        "        sys.stderr.write(f'\\rbar {done}/2'); sys.stderr.flush(); time.sleep(0.05)\n"
+        "    sys.stderr.write('\\n')\n"
     )
     parent, child = pty.openpty()
     run = subprocess.run([sys.executable, "-c", script], stdout=child, stderr=child, timeout=60)
@@ -96,4 +100,5 @@ def test_a_terminal_keeps_getting_a_terminal(tmp_path):
     os.close(parent)
     assert run.returncode == 0, seen
     assert b"[check] a tty: True" in seen
+    assert b"\rbar 0/2\rbar 1/2\rbar 2/2" in seen  # a terminal sees the bar move
     assert "[check] a tty: True\n" in (tmp_path / "run.log").read_text()
