@@ -36,6 +36,24 @@ _RAY_NOISE = re.compile(
 )
 
 
+_APPENDED_INFO = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+INFO ")
+
+
+def visible(line: bytes) -> bytes:
+    """``line`` without a Ray INFO record written onto its end (a progress bar, then Ray Data's "finished" line)."""
+    appended = _APPENDED_INFO.search(line, 1)
+    return line[: appended.start()] if appended else line
+
+
+def _first(line: bytes) -> bytes:
+    """A line's first state (a progress bar redraws itself after carriage returns)."""
+    return next((part for part in line.split(b"\r") if part.strip()), b"")
+
+
+def _last(line: bytes) -> bytes:
+    return next((part for part in reversed(line.split(b"\r")) if part.strip()), b"")
+
+
 def on_console(line: bytes, previous: bool = True) -> bool:
     """Whether a printed line (without its newline) is shown on the console; ``previous``: whether the line before
     it was (an indented line continues it: a traceback, a warning's source line, a logged dict)."""
@@ -78,8 +96,9 @@ class _Capture:
         return handle
 
     def _pump(self) -> None:
-        # ``pending`` is the line so far; the console has been shown (or denied) its first ``decided`` bytes
-        pending, decided, open_line, previous = b"", 0, False, True
+        # ``pending``: the line so far, of which the console has been shown (or denied) the first ``decided`` bytes;
+        # ``keep``: the line's verdict, taken on its first bytes (a worker's prefix, a Ray log record's stamp)
+        pending, decided, keep, open_line, previous = b"", 0, None, False, True
         while chunk := self._next():
             synced = _SYNC in chunk
             chunk = chunk.replace(_SYNC, b"")
@@ -92,22 +111,25 @@ class _Capture:
             *lines, pending = pending.split(b"\n")
             out = []
             for line in lines:
-                rest = line[decided:]
-                if not self.live:  # a file or a pipe gets a progress bar's last state only, one line
-                    rest = rest.rsplit(b"\r", 1)[-1]
-                keep = previous = on_console(rest, previous)
-                if keep or open_line:
-                    out.append((rest if keep else b"") + b"\n")
-                decided, open_line = 0, False
+                if keep is None:
+                    keep = previous = on_console(visible(_first(line)), previous)
+                part = visible(line[decided:] if self.live else _last(line))  # a file gets a bar's last state
+                if keep and (decided == 0 or not self.live or on_console(part)):
+                    out.append(part + b"\n")
+                elif open_line:
+                    out.append(b"\n")
+                decided, keep, open_line = 0, None, False
             if self.live and b"\r" in pending[decided:]:  # a progress bar moved: show it now, not when its line ends
-                rest = pending[decided:]
-                if on_console(rest):
-                    out.append(rest)
+                if keep is None:
+                    keep = previous = on_console(visible(_first(pending)), previous)
+                part = visible(pending[decided:])
+                if keep and (decided == 0 or on_console(part)):
+                    out.append(part)
                     open_line = True
                 decided = len(pending)
             self._show(b"".join(out))
-        if pending[decided:] and on_console(pending[decided:]):
-            self._show(pending[decided:])
+        if pending and on_console(visible(_first(pending)), previous):
+            self._show(visible(_last(pending)))
 
     def sync(self) -> None:
         """Return once the pump has logged everything printed before the call."""

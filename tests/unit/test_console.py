@@ -45,10 +45,12 @@ def test_a_captured_process_keeps_everything_in_its_log_and_shows_the_rest(tmp_p
         with captured({str(log)!r}):
             print("[pipeline] 1/2 prepare: running", flush=True)
             os.write(2, {WORKER_NOISE[0]!r} + b"\\n")  # written to the file descriptor, as Ray and C++ code do
+            os.write(2, b"(RayTrainWorker pid=9) Tokenizing: 0/9\\rTokenizing: 9/9\\n")  # a worker's progress bar
             with stage_log({str(tmp_path / "logs" / "stage.log")!r}):
                 for done in range(3):  # a progress bar: updates without a newline
                     sys.stderr.write(f"\\rrollout: {{done}}/2"); sys.stderr.flush(); time.sleep(0.05)
-                sys.stderr.write("\\n")
+                # Ray Data logs onto the bar's line
+                sys.stderr.write("2026-12-02 01:22:48,495\\tINFO streaming_executor.py:371 -- Dataset finished\\n")
                 print({RAY_NOISE[0].decode()!r}, flush=True)
             os.system("echo '[rollout] from a child process'")
             print("[pipeline] complete", flush=True)
@@ -61,7 +63,8 @@ def test_a_captured_process_keeps_everything_in_its_log_and_shows_the_rest(tmp_p
     assert "[pipeline] 1/2 prepare: running" in console and "[pipeline] complete" in console
     assert "rollout: 2/2" in console and "[rollout] from a child process" in console
     assert "rollout: 0/2" not in console  # not a terminal: a progress bar is shown once, in its last state
-    assert "LOAD_FAST" not in console and "Running Dataset" not in console
+    assert "LOAD_FAST" not in console and "Running Dataset" not in console and "streaming_executor" not in console
+    assert "Tokenizing" not in console
     assert "after the capture" in console  # the console is back
     everything = log.read_text()
     for text in ("[pipeline] 1/2 prepare", "LOAD_FAST", "rollout: 2/2", "Running Dataset", "from a child process"):
