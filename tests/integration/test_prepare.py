@@ -30,9 +30,11 @@ def _rejects(out: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def sample_run(ray_session, tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    code = main(["prepare", "--config", str(ROOT / "configs/tiny.yaml"), "--input", str(SAMPLE), "--output", str(out)])
+    out, workdir = tmp_path_factory.mktemp("prepared"), tmp_path_factory.mktemp("workdir")
+    config = ["--config", str(ROOT / "configs/tiny.yaml"), f"run.workdir={workdir}"]
+    code = main(["prepare", *config, "--input", str(SAMPLE), "--output", str(out)])
     assert code == 0
+    assert "| conversations kept |" in (workdir / "logs" / "prepare.log").read_text()  # the command's full log
     return out, json.loads((out / "summary.json").read_text())
 
 

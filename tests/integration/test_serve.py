@@ -275,7 +275,7 @@ def test_a_crashed_replica_is_restarted_and_the_app_recovers(client):
     assert serve.status().applications["realm"].status == "RUNNING"
 
 
-def test_serve_config_file_and_cli_deploy_the_same_app(app):
+def test_serve_config_file_and_cli_deploy_the_same_app(app, tmp_path):
     spec = yaml.safe_load((ROOT / "configs/serve/tiny.yaml").read_text())
     ServeDeploySchema.model_validate(spec)  # a valid `serve run` / `serve deploy` file
     [application] = spec["applications"]
@@ -299,6 +299,7 @@ def test_serve_config_file_and_cli_deploy_the_same_app(app):
             "serve.app_name=cli",
             "serve.route_prefix=/cli",
             f"serve.port={app['port']}",
+            f"run.workdir={tmp_path}",
         ]
     )
     assert code == 0

@@ -170,6 +170,7 @@ def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model
             "user",
             f"train.data={empty}",
             f"train.base_model={tiny_model_dir}",
+            f"run.workdir={tmp_path}",
         ]
     )
     assert code == 2 and "empty dataset" in capsys.readouterr().err

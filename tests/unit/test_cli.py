@@ -18,11 +18,14 @@ def test_override_after_input_is_still_an_override(capsys):
 
 
 def test_missing_input_fails_at_start(capsys, tmp_path):
-    assert main(["prepare", "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "out")]) == 2
+    workdir = f"run.workdir={tmp_path}"
+    assert (
+        main(["prepare", "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "out"), workdir]) == 2
+    )
     assert "input not found" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["prepare", "--input", str(empty)]) == 2
+    assert main(["prepare", "--input", str(empty), workdir]) == 2
     assert "input is empty" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
