@@ -33,6 +33,7 @@ _PROBLEM = re.compile(rb"Traceback|\bERROR\b|Error:|Exception:|\bFATAL\b")
 _RAY_NOISE = re.compile(
     rb"^(\d{4}-\d\d-\d\d [\d:,]+\s+INFO |(INFO|DEBUG) \d{4}-\d\d-\d\d |\[\d{4}-\d\d-\d\d [\d:,]+ [IWE] \d+ \d+\] )"
     rb"|Progress bars (for operators )?disabled|Token authentication is enabled"
+    rb"|\[real_accelerator\.py:\d+:get_accelerator\] Setting accelerator to CPU"  # DeepSpeed on a CPU run
 )
 
 

@@ -228,9 +228,7 @@ def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
     if not names:
         yield
         return
-    from ray import serve
-
-    from .serve import start_serve
+    from .serve import start_serve, stop_serve
 
     listed = {m.name: m for m in config.serve.models}
     template = config.serve.models[0] if config.serve.models else ServedModelConfig(name=names[0])
@@ -243,7 +241,7 @@ def _serving(config: PipelineConfig, names: list[str]) -> Iterator[None]:
     try:
         yield
     finally:
-        serve.delete(config.serve.app_name)  # frees the replicas' CPUs and GPUs for the next stage
+        stop_serve(served, tag="pipeline")  # frees the replicas' CPUs and GPUs for the next stage
 
 
 def _fingerprint(config: PipelineConfig, stage: Stage, upstream: dict[str, str]) -> str:

@@ -19,7 +19,13 @@ def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
     """
     if ray.is_initialized():
         return
-    ray.data.DataContext.get_current().enable_operator_progress_bars = False  # one bar per dataset
+    context = ray.data.DataContext.get_current()
+    context.enable_operator_progress_bars = False  # one bar per dataset
+    # The high-memory detector asks for a `memory=` request on our actors (rollout sessions, eval jobs) that no
+    # config key sets: a dozen console lines a user cannot act on. Ray's own memory monitor still guards the nodes.
+    context.issue_detectors_config.detectors = [
+        d for d in context.issue_detectors_config.detectors if d.__name__ != "HighMemoryIssueDetector"
+    ]
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     options = {"runtime_env": runtime_env, "logging_level": logging.WARNING, "log_to_driver": True}
     if address:

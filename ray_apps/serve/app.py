@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from ray import serve
@@ -107,6 +108,31 @@ def start_serve(config: PipelineConfig) -> str:
     return base_url(config)
 
 
+def stop_serve(config: PipelineConfig, tag: str = "serve", patience_s: float | None = None) -> None:
+    """Delete the app and wait until it is gone, its replicas' CPUs and GPUs free again for what runs next.
+
+    Not Serve's blocking `serve.delete`: it gives up after a fixed 60 s, and an app stops in tiers (the ingress,
+    then the models), each replica finishing its in-flight requests for up to serve.graceful_shutdown_timeout_s, on
+    a controller that a busy node slows down: a finished stage would fail on its cleanup. The patience
+    here follows the config (two tiers of grace and 4 minutes more by default)."""
+    name, grace = config.serve.app_name, config.serve.graceful_shutdown_timeout_s
+    patience_s = 2 * grace + 240 if patience_s is None else patience_s
+    serve.delete(name, _blocking=False)
+    started, told = time.monotonic(), False
+    while name in serve.status().applications:
+        waited = time.monotonic() - started
+        if waited > patience_s:
+            raise TimeoutError(
+                f"serve: app {name!r} is still stopping after {waited:.0f}s (its replicas finish in-flight requests "
+                f"for up to serve.graceful_shutdown_timeout_s={grace:g}s each); see `serve status` and the Ray "
+                "dashboard's Serve page"
+            )
+        if waited > 10 and not told:
+            print(f"[{tag}] waiting for app {name} to stop (replicas finishing in-flight requests)", flush=True)
+            told = True
+        time.sleep(0.5)
+
+
 def run_serve(config: PipelineConfig, *, detach: bool = False) -> str:
     """`realm serve`: deploy, print the endpoint, and serve until interrupted (then shut down gracefully)."""
     url = start_serve(config)
@@ -120,5 +146,5 @@ def run_serve(config: PipelineConfig, *, detach: bool = False) -> str:
     print("[serve] serving; Ctrl-C stops", flush=True)
     stop.wait()
     print("[serve] stopping: finishing in-flight requests", flush=True)
-    serve.delete(config.serve.app_name)
+    stop_serve(config)
     return url

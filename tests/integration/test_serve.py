@@ -18,7 +18,7 @@ from ray_apps.cli import main
 from ray_apps.config import load_config
 from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.models import load_tokenizer
-from ray_apps.serve import app_builder, start_serve
+from ray_apps.serve import app_builder, start_serve, stop_serve
 
 from ..helpers import REQUEST, ROOT, prepared_records, start_tiny_app
 
@@ -273,6 +273,32 @@ def test_a_crashed_replica_is_restarted_and_the_app_recovers(client):
     assert answered is not None and answered.choices[0].finish_reason in ("stop", "length")
     assert _stats("baseline")["pid"] != pid
     assert serve.status().applications["realm"].status == "RUNNING"
+
+
+@serve.deployment(graceful_shutdown_timeout_s=60, ray_actor_options={"num_cpus": 0})
+class SlowToStop:
+    """A replica that needs 12 s to finish when stopped, like one draining long requests on a busy node."""
+
+    def __del__(self):
+        time.sleep(12)
+
+    def __call__(self, request) -> str:
+        return "ok"
+
+
+def test_stopping_an_app_waits_for_replicas_that_take_long_to_finish(app, capsys):
+    cfg = load_config(ROOT / "configs/tiny.yaml", ["serve.app_name=slow", "serve.graceful_shutdown_timeout_s=60"])
+    serve.run(SlowToStop.bind(), name="slow", route_prefix="/slow")
+    started = time.monotonic()
+    stop_serve(cfg, tag="test")
+    assert time.monotonic() - started >= 10 and "slow" not in serve.status().applications
+    assert "[test] waiting for app slow to stop" in capsys.readouterr().out
+
+    serve.run(SlowToStop.bind(), name="slow", route_prefix="/slow")
+    with pytest.raises(TimeoutError, match=r"app 'slow' is still stopping after \ds .*graceful_shutdown_timeout_s=60s"):
+        stop_serve(cfg, patience_s=2)
+    stop_serve(cfg)
+    assert "slow" not in serve.status().applications
 
 
 def test_serve_config_file_and_cli_deploy_the_same_app(app, tmp_path):

@@ -50,27 +50,6 @@ def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
 
 
-def test_usergpt_on_zero2_trains_on_a_rollouts_output(rollout_output, tiny_model_dir, tmp_path):
-    """The simulator trained on simulated sessions (their end markers included). The tiny default's pipeline trains
-    the other three pairs of role and data: UserGPT and the baseline on prepare's output, ReaLM on a rollout's."""
-    sessions, skipped = read_records(RolloutData(rollout_output).sessions)
-    assert len(sessions) == 16 and not skipped
-    ended = [r for r in sessions if r["meta"]["stop_reason"] == "end_marker"]  # the fake simulator ends every session
-    assert ended and all(training_messages(r, "user")[-1]["content"] == END_OF_CONVERSATION for r in ended)
-    cfg = train_config(
-        rollout_output,
-        tiny_model_dir,
-        tmp_path,
-        "train.zero_stage=2",
-        "train.max_steps=2",
-        "train.save_steps=2",
-        "train.eval_steps=2",
-    )
-    metrics = run_train(cfg, "user")
-    assert metrics["step"] == 2 and metrics["train_loss"] > 0, metrics
-    assert load_model(metrics["output"]).config.vocab_size == len(load_tokenizer(metrics["output"]))
-
-
 def test_the_tiny_default_usergpt_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
     assert usergpt["eval_loss_last"] < usergpt["eval_loss_first"] - 1.0
     assert usergpt["packing_efficiency"] == 1.0  # padding-free packing processes no padding
@@ -128,7 +107,16 @@ def test_usergpt_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(
     assert _generate(model, tokenizer, simulator_view([])).strip()  # a free-mode opening
 
 
-def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared_sample, tiny_model_dir, tmp_path):
+def test_usergpt_on_a_rollouts_output_resumes_when_resubmitted_and_lora_is_merged_on_export(
+    rollout_output, tiny_model_dir, tmp_path
+):
+    """The simulator trained on simulated sessions, their end markers included (the tiny default's pipeline trains
+    the other three pairs of role and data), on ZeRO-2 with LoRA: a failed run resubmitted resumes from its
+    checkpoint, and the exported model has the adapters merged."""
+    sessions, skipped = read_records(RolloutData(rollout_output).sessions)
+    assert len(sessions) == 16 and not skipped
+    ended = [r for r in sessions if r["meta"]["stop_reason"] == "end_marker"]  # the fake simulator ends every session
+    assert ended and all(training_messages(r, "user")[-1]["content"] == END_OF_CONVERSATION for r in ended)
     common = [
         "train.zero_stage=2",
         "train.max_steps=4",
@@ -139,21 +127,22 @@ def test_resubmitting_a_failed_run_resumes_and_lora_is_merged_on_export(prepared
         "train.learning_rate=5e-3",
     ]
     failing = train_config(
-        prepared_sample, tiny_model_dir, tmp_path, *common, "train.fail_at_step=3", "train.max_failures=0"
+        rollout_output, tiny_model_dir, tmp_path, *common, "train.fail_at_step=3", "train.max_failures=0"
     )
     with pytest.raises(TrainingFailedError):
-        run_train(failing, "assistant")
-    again = train_config(prepared_sample, tiny_model_dir, tmp_path, *common)  # same run name and storage path
-    metrics = run_train(again, "assistant")
-    assert metrics["resumed_from_step"] == 2 and metrics["step"] == 4
+        run_train(failing, "user")
+    again = train_config(rollout_output, tiny_model_dir, tmp_path, *common)  # same run name and storage path
+    metrics = run_train(again, "user")
+    assert metrics["resumed_from_step"] == 2 and metrics["step"] == 4 and metrics["train_loss"] > 0, metrics
     exported = load_model(metrics["output"])
+    assert exported.config.vocab_size == len(load_tokenizer(metrics["output"]))
     assert not any("lora" in name for name, _ in exported.named_parameters())
     base = load_model(str(tiny_model_dir))
     changed = [
         n for (n, p), (_, q) in zip(exported.named_parameters(), base.named_parameters()) if not torch.equal(p, q)
     ]
     assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
-    assert run_train(again, "assistant")["step"] == 4  # a finished run is not trained again
+    assert run_train(again, "user")["step"] == 4  # a finished run is not trained again
 
 
 def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model_dir, tmp_path, ray_session, capsys):

@@ -17,6 +17,7 @@ RAY_NOISE = [
     b'INFO 2026-12-02 00:03:14,874 serve 32362 -- Started Serve in namespace "serve".',
     b"[2026-12-02 00:03:26,363 E 32362 32362] core_worker.cc:2465: Actor with class name: 'MapWorker'",
     b"2026-12-02 00:01:36,504\tWARNING __init__.py:39 -- Progress bars for operators disabled. To enable, set ...",
+    b"[2026-12-02 07:17:47,125] [WARNING] [real_accelerator.py:213:get_accelerator] Setting accelerator to CPU. If you",
 ]
 SHOWN = [
     b"[pipeline] 5/8 rollout: running -> /tmp/q1/realchat",

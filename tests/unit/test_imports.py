@@ -47,3 +47,20 @@ def test_every_module_imports_only_the_layers_above_its_own():
         }
     )
     assert not wrong, wrong
+
+
+def test_the_rollout_and_serve_processes_load_no_model_factory():
+    """Rollout actors and Serve replicas count tokens and load models; building a new model (torch's LLaMA classes,
+    seconds of import in every such process) is only `realm init-model`'s."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, ray_apps.rollout.runner, ray_apps.serve.model_server; "
+        "print('ray_apps.models.factory' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
+    from ray_apps.models import run_init_model  # still importable by name
+
+    assert callable(run_init_model)

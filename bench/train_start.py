@@ -1,0 +1,87 @@
+"""Training start: a 2-step `realm train` run with the prepared splits read once by the driver into the object store
+(what `run_train` does) against read by every worker, side by side.
+
+    .venv/bin/python bench/train_start.py [--rounds 2]
+
+The sample corpus through `realm prepare`, the tiny base model, then rounds that alternate the two reads so machine
+noise hits both; each run is a real Ray Train run (2 workers, DeepSpeed on CPU) from `trainer.fit()` to the exported
+model, where the start dominates. Writes bench/results/train_start.json and prints one summary line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import ray  # noqa: E402
+
+from ray_apps.config import load_config  # noqa: E402
+from ray_apps.data import run_prepare  # noqa: E402
+from ray_apps.models import run_init_model  # noqa: E402
+from ray_apps.train import run as train_run  # noqa: E402
+
+MATERIALIZED = train_run._read
+
+
+def per_worker(data: str, split: str):
+    """The read before: a lazy dataset, so each worker's iteration runs its own read tasks."""
+    files = train_run.split_files(data, split)
+    return ray.data.read_parquet([str(f) for f in files]) if files else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "train_start.json"))
+    args = parser.parse_args()
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(ROOT / "configs" / "tiny.yaml", [f"run.workdir={tmp}"])
+        run_prepare(cfg, None, f"{tmp}/real")
+        model = run_init_model(cfg, f"{tmp}/real", f"{tmp}/base")
+        for round_ in range(args.rounds):
+            for mode, read in (("per_worker", per_worker), ("materialized", MATERIALIZED)):
+                train_run._read = read
+                run = f"{tmp}/{mode}-{round_}"
+                config = load_config(
+                    ROOT / "configs" / "tiny.yaml",
+                    [
+                        f"run.workdir={run}",
+                        f"train.data={tmp}/real",
+                        f"train.base_model={model}",
+                        f"train.storage_path={run}/storage",
+                        "train.max_steps=2",
+                        "train.eval_steps=2",
+                        "train.save_steps=2",
+                    ],
+                )
+                started = time.perf_counter()
+                metrics = train_run.run_train(config, "user")
+                runs.append({"mode": mode, "round": round_, "seconds": round(time.perf_counter() - started, 2)})
+                assert metrics["step"] == 2, metrics
+    train_run._read = MATERIALIZED
+    modes = ("per_worker", "materialized")
+    median = {m: statistics.median(r["seconds"] for r in runs if r["mode"] == m) for m in modes}
+    speedup = round(median["per_worker"] / median["materialized"], 3)
+    result = {"runs": runs, "median_seconds": median, "speedup": speedup}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"train start (2 steps, 2 workers): per-worker read {median['per_worker']:.1f}s, read once "
+        f"{median['materialized']:.1f}s, x{result['speedup']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
