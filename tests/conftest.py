@@ -66,6 +66,8 @@ def pipeline_run(head, tmp_path_factory):
     --config configs/tiny.yaml`, once for the session, stopped (`ray job stop`) when its rollout has written a few
     sessions and submitted again, which resumes it. Its prepared corpus, base model and trained UserGPT are what the
     other integration tests use, and the pipeline tests read its artefacts and both jobs' logs."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
     workdir = tmp_path_factory.mktemp("job") / "run"
     ray = str(Path(sys.executable).parent / "ray")
     pipeline = ["--", "python", "jobs/pipeline.py", "--config", "configs/tiny.yaml", f"run.workdir={workdir}"]
@@ -81,9 +83,11 @@ def pipeline_run(head, tmp_path_factory):
         time.sleep(4)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     state, shards, deadline = workdir / "stages" / "rollout.json", workdir / "realchat" / "shards", time.time() + 1200
+    # polled over HTTP: a `ray job status` process costs 1.8 s of CPU, and polling with it took a core from the job
+    jobs = JobSubmissionClient(head["address"])
     while not (state.is_file() and sum(len(f.read_text().splitlines()) for f in shards.glob("*.jsonl")) >= 6):
-        status = job("status", "tiny-stopped").stdout
-        assert "RUNNING" in status or "PENDING" in status, status + job("logs", "tiny-stopped").stdout[-4000:]
+        status = jobs.get_job_status("tiny-stopped")
+        assert status in (JobStatus.PENDING, JobStatus.RUNNING), (status, jobs.get_job_logs("tiny-stopped")[-4000:])
         assert time.time() < deadline, "no rollout shard in time"
         time.sleep(0.5)
     stopped = job("stop", "tiny-stopped")  # its driver is killed mid-rollout

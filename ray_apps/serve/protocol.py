@@ -20,6 +20,7 @@ from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ray.exceptions import RayActorError
+from starlette.requests import ClientDisconnect
 
 logger = logging.getLogger("ray.serve")
 
@@ -242,9 +243,13 @@ def sse(payload: BaseModel | dict | str) -> str:
 
 
 def as_api_error(exc: Exception) -> APIError:
-    """Any failure as an OpenAI error: ours as they are, a restarting replica as 503, the rest as 500."""
+    """Any failure as an OpenAI error: ours as they are, a restarting replica as 503, a client that went away
+    before its request was read as 499 (nginx's "client closed request": nobody reads the answer, nothing is
+    logged), the rest as 500 with the traceback logged."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, ClientDisconnect):  # e.g. a rollout driver stopped with `ray job stop`
+        return APIError(499, "The client closed the request.", type="client_error", code="client_closed_request")
     if isinstance(exc, RayActorError):
         return APIError(
             503, "The model replica is restarting; retry shortly.", type="server_error", code="replica_unavailable"

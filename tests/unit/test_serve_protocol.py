@@ -1,12 +1,14 @@
 """The OpenAI protocol layer and the serve config, without Ray."""
 
 import json
+import logging
 import subprocess
 import sys
 
 import pytest
 import yaml
 from ray.exceptions import RayActorError
+from starlette.requests import ClientDisconnect
 
 from ray_apps.config import ConfigError, load_config
 from ray_apps.serve import app_builder, model_paths
@@ -76,9 +78,16 @@ def test_good_requests_get_openai_defaults():
     assert (completion.prompt, completion.max_tokens, completion.stop) == (["once"], 16, [])
 
 
-def test_failures_map_to_status_codes():
+def test_failures_map_to_status_codes(caplog):
     assert as_api_error(RayActorError()).status == 503
-    assert as_api_error(ValueError("boom")).status == 500
+    with caplog.at_level(logging.ERROR, logger="ray.serve"):
+        assert as_api_error(ClientDisconnect()).status == 499  # a stopped client: not our error, no traceback
+        assert not caplog.records
+        try:
+            raise ValueError("boom")
+        except ValueError as exc:
+            assert as_api_error(exc).status == 500
+        assert [r.exc_info[0] for r in caplog.records] == [ValueError]
     error = APIError(404, "no such model", param="model", code="model_not_found")
     assert as_api_error(error) is error
 
