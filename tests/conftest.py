@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT, SAMPLE, ray_head
+from .helpers import ROOT, SAMPLE, ray_head, start_tiny_app
 
 sys.path.insert(0, str(SAMPLE))  # make_sample.generate, for corpora made in tests
 
@@ -115,6 +115,23 @@ def usergpt(pipeline_run):
     """The tiny UserGPT the tiny default trains (the train-usergpt stage's result, ``output`` its model)."""
     state = json.loads((pipeline_run["workdir"] / "stages" / "train-usergpt.json").read_text())
     return state["result"]
+
+
+@pytest.fixture(scope="session")
+def _hf_app_slot() -> dict:
+    return {}
+
+
+@pytest.fixture
+def hf_app(_hf_app_slot, ray_session, usergpt, tiny_model_dir, tmp_path_factory) -> dict:
+    """The `hf` Serve app: the tiny UserGPT and the untrained tiny model (as `baseline`) behind one OpenAI API, one
+    replica each. One for the session (test_rollout and test_serve talk to it); deployed again when a
+    module with its own app (test_serve_routing, test_vllm) has shut Serve down since."""
+    from ray import serve
+
+    if not _hf_app_slot or "realm" not in serve.status().applications:
+        _hf_app_slot.update(start_tiny_app(usergpt, tiny_model_dir, tmp_path_factory.mktemp("serve")))
+    return _hf_app_slot
 
 
 @pytest.fixture(scope="session")

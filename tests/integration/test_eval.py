@@ -1,17 +1,17 @@
-"""Evaluation end to end: answers against the Serve app and a loopback endpoint, the judge flows
-against a scripted fake judge (position swap, ties, retries, resume), simulator perplexity."""
+"""Evaluation end to end: answers against a loopback endpoint, the judge flows against a scripted fake
+judge (position swap, ties, retries, resume), simulator perplexity (MT-Bench answers from the Serve app
+are test_serve's)."""
 
 import json
 
 import pytest
-from ray import serve
 
 from ray_apps.config import load_config
 from ray_apps.eval import EvalError, run_answers, run_judge, run_show, run_simulator
 from ray_apps.eval.fastchat import load_answers, read_jsonl
 
 from ..fake_judge import FakeJudge
-from ..helpers import ROOT, fastchat_show_result, start_tiny_app
+from ..helpers import ROOT, fastchat_show_result
 
 pytestmark = pytest.mark.integration
 
@@ -173,28 +173,6 @@ def test_too_many_failed_answers_or_judgments_exit_non_zero_after_writing_them(
     judging = load_config(None, [*bench, f"eval.judge={{model: broken, base_url: '{judge.url}'}}"])
     with pytest.raises(EvalError, match=r"hand judgments: \d+ of \d+ failed \(100\.0% > eval\.max_failure_fraction"):
         run_judge(judging)
-
-
-def test_mt_bench_answers_from_the_serve_app(ray_session, usergpt, tiny_model_dir, benchmarks_dir, tmp_path):
-    app = start_tiny_app(usergpt, tiny_model_dir, tmp_path / "serve")
-    try:
-        questions = benchmarks_dir / "mt_bench" / "question.jsonl"
-        config = load_config(
-            ROOT / "configs/tiny.yaml",
-            [
-                f"run.workdir={tmp_path}",
-                f"serve.port={app['port']}",
-                f"eval.benchmarks=[{{name: mt_bench, questions: '{questions}'}}]",
-                "eval.answer.model=baseline",
-                "eval.answer.max_tokens=8",
-            ],
-        )
-        counts = run_answers(config)["mt_bench"]
-    finally:
-        serve.shutdown()
-    answers = load_answers(tmp_path / "eval" / "mt_bench" / "model_answer" / "baseline.jsonl")
-    assert counts == {"done": 80, "failed": 0, "answered_before": 0} and len(answers) == 80
-    assert all(len(a["choices"][0]["turns"]) == 2 and a["model_id"] == "baseline" for a in answers.values())
 
 
 def test_the_trained_simulator_predicts_human_turns_better_than_the_base(

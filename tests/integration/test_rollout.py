@@ -12,23 +12,16 @@ import time
 import pyarrow.parquet as pq
 import pytest
 import ray
-from ray import serve
 
 from ray_apps.config import load_config
 from ray_apps.rollout import RolloutError, run_rollout
 
 from ..fake_endpoint import FakeEndpoint, rollout_overrides
-from ..helpers import ROOT, start_tiny_app
+from ..helpers import ROOT
 
 pytestmark = pytest.mark.integration
 
 STOPS = {"end_marker", "max_turns", "context_budget", "assistant_length"}
-
-
-@pytest.fixture(scope="module")
-def app(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
-    yield start_tiny_app(usergpt, tiny_model_dir, tmp_path_factory.mktemp("rollout-serve"))
-    serve.shutdown()
 
 
 def _config(tmp_path, user_url, assistant_url, *overrides, user="usergpt", assistant="baseline"):
@@ -65,16 +58,16 @@ def _check_sessions(sessions, min_turns, given_answers=()):
         assert s["meta"]["usage"]["assistant"]["completion_tokens"] > 0 or not generated, s["meta"]
 
 
-def test_free_rollout_with_the_tiny_models(app, tmp_path):
+def test_free_rollout_with_the_tiny_models(hf_app, tmp_path):
     cfg = _config(
         tmp_path,
-        app["url"],
-        app["url"],
+        hf_app["url"],
+        hf_app["url"],
         "rollout.num_sessions=16",
         "rollout.max_turns=3",
         "rollout.user.max_tokens=40",
         "rollout.assistant.max_tokens=48",
-        f"rollout.user.tokenizer={app['usergpt']}",
+        f"rollout.user.tokenizer={hf_app['usergpt']}",
     )
     summary = run_rollout(cfg)
     out = tmp_path / "realchat"
@@ -92,7 +85,7 @@ def test_free_rollout_with_the_tiny_models(app, tmp_path):
     assert summary["usage"]["user"]["completion_tokens"] > 0 and summary["stop_reasons"]
 
 
-def test_seeded_rollout_keeps_every_seed_once(app, tmp_path):
+def test_seeded_rollout_keeps_every_seed_once(hf_app, tmp_path):
     seeds = tmp_path / "seeds.jsonl"
     lines = [
         json.dumps({"id": f"q{i}", "question": f"How do I {task} in Python?"})
@@ -113,8 +106,8 @@ def test_seeded_rollout_keeps_every_seed_once(app, tmp_path):
     seeds.write_text("\n".join(lines) + "\n")
     cfg = _config(
         tmp_path,
-        app["url"],
-        app["url"],
+        hf_app["url"],
+        hf_app["url"],
         "rollout.mode=seeded",
         f"rollout.seeds={seeds}",
         "rollout.max_turns=2",

@@ -17,24 +17,19 @@ from ray.serve.schema import ServeDeploySchema
 from ray_apps.cli import main
 from ray_apps.config import load_config
 from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
+from ray_apps.eval import run_answers
+from ray_apps.eval.fastchat import load_answers
 from ray_apps.models import load_tokenizer
 from ray_apps.serve import app_builder, start_serve, stop_serve
 
-from ..helpers import REQUEST, ROOT, prepared_records, start_tiny_app
+from ..helpers import REQUEST, ROOT, prepared_records
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def app(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
-    """UserGPT and the untrained tiny model (as `baseline`) behind one OpenAI API; one replica each."""
-    yield start_tiny_app(usergpt, tiny_model_dir, tmp_path_factory.mktemp("serve"))
-    serve.shutdown()
-
-
 @pytest.fixture
-def client(app):
-    return openai.OpenAI(base_url=app["url"], api_key="unused", max_retries=0)
+def client(hf_app):
+    return openai.OpenAI(base_url=hf_app["url"], api_key="unused", max_retries=0)
 
 
 def _stats(model: str, app_name: str = "realm") -> dict:
@@ -51,24 +46,24 @@ def _prompt_tokens(path: str, messages: list[dict]) -> int:
     )
 
 
-def test_models_are_listed_and_chat_completions_report_usage(client, app):
-    with urllib.request.urlopen(app["url"].replace("/v1", "/health")) as health:
+def test_models_are_listed_and_chat_completions_report_usage(client, hf_app):
+    with urllib.request.urlopen(hf_app["url"].replace("/v1", "/health")) as health:
         assert json.load(health) == {"status": "ok", "models": ["baseline", "usergpt"]}
     assert sorted(m.id for m in client.models.list()) == ["baseline", "usergpt"]
     messages = [{"role": "user", "content": "How do I reverse a list in Python?"}]
     r = client.chat.completions.create(model="baseline", messages=messages, max_tokens=12, temperature=0)
     choice = r.choices[0]
     assert r.object == "chat.completion" and r.model == "baseline" and choice.message.role == "assistant"
-    assert r.usage.prompt_tokens == _prompt_tokens(app["baseline"], messages)
+    assert r.usage.prompt_tokens == _prompt_tokens(hf_app["baseline"], messages)
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
     assert choice.finish_reason in ("stop", "length") and 1 <= r.usage.completion_tokens <= 12
     if choice.finish_reason == "length":
         assert r.usage.completion_tokens == 12
 
 
-def test_streaming_gives_the_same_completion_in_pieces(app):
+def test_streaming_gives_the_same_completion_in_pieces(hf_app):
     async def run():
-        client = openai.AsyncOpenAI(base_url=app["url"], api_key="unused", max_retries=0)
+        client = openai.AsyncOpenAI(base_url=hf_app["url"], api_key="unused", max_retries=0)
         messages = [
             {
                 "role": "user",
@@ -127,13 +122,13 @@ def test_n_seed_and_stop(client):
     assert cut.choices[0].message.content == full[: full.index(stop)] and cut.choices[0].finish_reason == "stop"
 
 
-def test_completions_endpoint_with_several_prompts(client, app):
+def test_completions_endpoint_with_several_prompts(client, hf_app):
     prompts = ["The quick brown fox", "Once upon a time"]
     r = client.completions.create(model="baseline", prompt=prompts, max_tokens=5, n=2, temperature=0)
     assert r.object == "text_completion" and [c.index for c in r.choices] == [0, 1, 2, 3]
     # greedy: n copies per prompt
     assert r.choices[0].text == r.choices[1].text and r.choices[2].text == r.choices[3].text
-    tokenizer = load_tokenizer(app["baseline"])
+    tokenizer = load_tokenizer(hf_app["baseline"])
     assert r.usage.prompt_tokens == sum(len(tokenizer(p).input_ids) for p in prompts)
     assert all(c.finish_reason in ("stop", "length") for c in r.choices)
 
@@ -147,7 +142,7 @@ def _raw_post(url: str, body: bytes) -> tuple[int, dict]:
         return err.code, json.load(err)
 
 
-def test_bad_requests_get_openai_errors_and_the_app_stays_healthy(client, app):
+def test_bad_requests_get_openai_errors_and_the_app_stays_healthy(client, hf_app):
     user = [{"role": "user", "content": "hi"}]
     cases = [
         (openai.NotFoundError, dict(model="gpt-99", messages=user), "model", "model_not_found"),
@@ -173,20 +168,20 @@ def test_bad_requests_get_openai_errors_and_the_app_stays_healthy(client, app):
             client.chat.completions.create(**request)
         assert 400 <= err.value.status_code < 500
         assert (err.value.body["param"], err.value.body["code"]) == (param, code) and err.value.body["message"]
-    status, body = _raw_post(app["url"] + "/chat/completions", b'{"model": "baseline", "messages": [')
+    status, body = _raw_post(hf_app["url"] + "/chat/completions", b'{"model": "baseline", "messages": [')
     assert (
         status == 400 and body["error"]["code"] == "invalid_json" and body["error"]["type"] == "invalid_request_error"
     )
-    status, body = _raw_post(app["url"].replace("/v1", "/v2/nothing"), b"{}")
+    status, body = _raw_post(hf_app["url"].replace("/v1", "/v2/nothing"), b"{}")
     assert status == 404 and "error" in body
 
     assert client.chat.completions.create(model="baseline", messages=user, max_tokens=2).choices[0].message is not None
     assert serve.status().applications["realm"].status == "RUNNING"
 
 
-def test_64_concurrent_requests_all_succeed_in_shared_batches(app):
+def test_64_concurrent_requests_all_succeed_in_shared_batches(hf_app):
     async def run():
-        client = openai.AsyncOpenAI(base_url=app["url"], api_key="unused", max_retries=0, timeout=300)
+        client = openai.AsyncOpenAI(base_url=hf_app["url"], api_key="unused", max_retries=0, timeout=300)
         requests = [
             client.chat.completions.create(
                 model="baseline", messages=[{"role": "user", "content": f"Question number {i}?"}], max_tokens=24
@@ -225,16 +220,34 @@ def test_user_simulator_turns_are_chat_completions_on_the_swapped_conversation(c
     assert len(followups) >= 5 and sum(bool(REQUEST.search(t)) for t in followups) >= 0.6 * len(followups), turns
 
 
-def test_bearer_token_auth(app, monkeypatch):
+def test_mt_bench_answers_from_the_serve_app(hf_app, benchmarks_dir, tmp_path):
+    questions = benchmarks_dir / "mt_bench" / "question.jsonl"
+    config = load_config(
+        ROOT / "configs/tiny.yaml",
+        [
+            f"run.workdir={tmp_path}",
+            f"serve.port={hf_app['port']}",
+            f"eval.benchmarks=[{{name: mt_bench, questions: '{questions}'}}]",
+            "eval.answer.model=baseline",
+            "eval.answer.max_tokens=8",
+        ],
+    )
+    counts = run_answers(config)["mt_bench"]
+    answers = load_answers(tmp_path / "eval" / "mt_bench" / "model_answer" / "baseline.jsonl")
+    assert counts == {"done": 80, "failed": 0, "answered_before": 0} and len(answers) == 80
+    assert all(len(a["choices"][0]["turns"]) == 2 and a["model_id"] == "baseline" for a in answers.values())
+
+
+def test_bearer_token_auth(hf_app, monkeypatch):
     monkeypatch.setenv("REALM_TEST_KEY", "s3cret-token")
     cfg = load_config(
         ROOT / "configs/tiny.yaml",
         [
-            f"serve.port={app['port']}",
+            f"serve.port={hf_app['port']}",
             "serve.app_name=auth",
             "serve.route_prefix=/auth",
             "serve.api_key_env=REALM_TEST_KEY",
-            f"serve.models=[{{name: baseline, path: '{app['baseline']}', num_cpus: 0.1}}]",
+            f"serve.models=[{{name: baseline, path: '{hf_app['baseline']}', num_cpus: 0.1}}]",
         ],
     )
     url = start_serve(cfg)
@@ -286,7 +299,7 @@ class SlowToStop:
         return "ok"
 
 
-def test_stopping_an_app_waits_for_replicas_that_take_long_to_finish(app, capsys):
+def test_stopping_an_app_waits_for_replicas_that_take_long_to_finish(hf_app, capsys):
     cfg = load_config(ROOT / "configs/tiny.yaml", ["serve.app_name=slow", "serve.graceful_shutdown_timeout_s=60"])
     serve.run(SlowToStop.bind(), name="slow", route_prefix="/slow")
     started = time.monotonic()
@@ -301,16 +314,16 @@ def test_stopping_an_app_waits_for_replicas_that_take_long_to_finish(app, capsys
     assert "slow" not in serve.status().applications
 
 
-def test_serve_config_file_and_cli_deploy_the_same_app(app, tmp_path):
+def test_serve_config_file_and_cli_deploy_the_same_app(hf_app, tmp_path):
     spec = yaml.safe_load((ROOT / "configs/serve/tiny.yaml").read_text())
     ServeDeploySchema.model_validate(spec)  # a valid `serve run` / `serve deploy` file
     [application] = spec["applications"]
     assert application["import_path"] == "ray_apps.serve:app_builder"
-    one_model = f"serve.models=[{{name: baseline, path: '{app['baseline']}', num_cpus: 0.1}}]"
+    one_model = f"serve.models=[{{name: baseline, path: '{hf_app['baseline']}', num_cpus: 0.1}}]"
     args = {**application["args"], "config": str(ROOT / application["args"]["config"]), "overrides": [one_model]}
     serve.run(app_builder(args), name="fromfile", route_prefix="/fromfile")
     listed = openai.OpenAI(
-        base_url=f"http://127.0.0.1:{app['port']}/fromfile/v1", api_key="x", max_retries=0
+        base_url=f"http://127.0.0.1:{hf_app['port']}/fromfile/v1", api_key="x", max_retries=0
     ).models.list()
     assert [m.id for m in listed] == ["baseline"]
     serve.delete("fromfile")
@@ -324,12 +337,14 @@ def test_serve_config_file_and_cli_deploy_the_same_app(app, tmp_path):
             one_model,
             "serve.app_name=cli",
             "serve.route_prefix=/cli",
-            f"serve.port={app['port']}",
+            f"serve.port={hf_app['port']}",
             f"run.workdir={tmp_path}",
         ]
     )
     assert code == 0
-    listed = openai.OpenAI(base_url=f"http://127.0.0.1:{app['port']}/cli/v1", api_key="x", max_retries=0).models.list()
+    listed = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{hf_app['port']}/cli/v1", api_key="x", max_retries=0
+    ).models.list()
     assert [m.id for m in listed] == ["baseline"]
     serve.delete("cli")
 

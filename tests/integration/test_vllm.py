@@ -26,6 +26,7 @@ STOPS = {"end_marker", "max_turns", "context_budget", "assistant_length"}
 
 @pytest.fixture(scope="module")
 def app(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
+    serve.shutdown()  # the session's hf app (conftest): one Serve instance has one HTTP port, this app its own
     yield start_tiny_app(usergpt, tiny_model_dir, tmp_path_factory.mktemp("vllm-serve"), "serve.engine=vllm")
     serve.shutdown()
 

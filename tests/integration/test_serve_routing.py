@@ -24,6 +24,7 @@ TWO_REPLICAS = (
 @pytest.fixture(scope="module")
 def deploy(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
     """Deploys the app with a router (the same app name and port: a redeploy replaces the replicas)."""
+    serve.shutdown()  # the session's hf app (conftest): one Serve instance has one HTTP port, this app its own
     workdir, port = tmp_path_factory.mktemp("routing"), free_port()
 
     def start(router: str) -> dict:
