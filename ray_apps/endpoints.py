@@ -1,6 +1,7 @@
 """OpenAI-compatible endpoints, as every stage that calls a model uses them (the rollout, eval answers and
-the judge): where requests go, checked at start; the API key; the run's shared rate limits and circuit
-breaker; one chat call with its usage and error text; and a pool of async Ray Data actors mapped over rows.
+the judge): where requests go, checked at start; the API key; one chat call with its usage and error text,
+within the run's shared rate limits and circuit breaker (``governor.py``); and a pool of async Ray Data actors
+mapped over rows.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import asyncio
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -68,60 +68,6 @@ def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> d
     if cfg.send_seed and not send_seed:
         print(f"[{key}] no sampling seeds: vLLM's CPU engine fails on seeded requests (reruns sample anew)", flush=True)
     return {"base_url": url, "tokenizer": tokenizer, "send_seed": send_seed}
-
-
-@ray.remote(num_cpus=0)
-class EndpointGovernor:
-    """One per endpoint and run, shared by every actor: requests- and tokens-per-minute limits (spaced
-    reservations) and an error-rate circuit breaker."""
-
-    def __init__(self, url: str, rpm: float | None, tpm: float | None, error_rate: float, window: int):
-        self.url, self.rpm, self.tpm, self.error_rate = url, rpm, tpm, error_rate
-        self.next_request = self.next_tokens = time.monotonic()
-        self.outcomes: deque[bool] = deque(maxlen=window)
-        self.tripped: str | None = None
-        self.last_error = ""
-
-    def reserve(self, tokens: int) -> tuple[float, str | None]:
-        """Seconds the caller must wait before sending a request of ``tokens``; or why the breaker is open."""
-        if self.tripped:
-            return 0.0, self.tripped
-        now, wait = time.monotonic(), 0.0
-        if self.rpm:
-            start = max(now, self.next_request)
-            self.next_request = start + 60.0 / self.rpm
-            wait = start - now
-        if self.tpm:
-            start = max(now, self.next_tokens)
-            self.next_tokens = start + tokens * 60.0 / self.tpm
-            wait = max(wait, start - now)
-        return wait, None
-
-    def report(self, ok: bool, error: str = "") -> None:
-        """One request's outcome after its retries."""
-        self.outcomes.append(ok)
-        if not ok:
-            self.last_error = error
-        failures = self.outcomes.count(False)
-        full = len(self.outcomes) == self.outcomes.maxlen
-        if not self.tripped and full and failures >= self.error_rate * len(self.outcomes):
-            self.tripped = (
-                f"circuit breaker open for {self.url}: {failures} of the last {len(self.outcomes)} requests failed "
-                f"after retries (last error: {self.last_error})"
-            )
-
-    def tripped_reason(self) -> str | None:
-        return self.tripped
-
-
-def start_governor(cfg: EndpointConfig, url: str, error_rate: float = 1.0, window: int = 20):
-    """The governor actor of one endpoint for a run (``error_rate`` 1.0: it opens when all recent requests failed)."""
-    return EndpointGovernor.remote(url, cfg.requests_per_minute, cfg.tokens_per_minute, error_rate, window)
-
-
-def tripped(governors) -> str | None:
-    """Why a breaker of ``governors`` opened, or None."""
-    return next((r for r in ray.get([g.tripped_reason.remote() for g in governors]) if r), None)
 
 
 @dataclass

@@ -1,5 +1,12 @@
 """ShareGPT ingestion: clean, deduplicate, segment and split, on Ray Data."""
 
-from .prepare import PrepareError, run_prepare
+from ..lazy import lazy_exports
 
 __all__ = ["PrepareError", "run_prepare"]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "PrepareError": "prepare",
+        "run_prepare": "prepare",
+    },
+)

@@ -1,11 +1,17 @@
 """Evaluation: benchmark answers, LLM judge, results, dataset statistics, simulator fidelity."""
 
-from .answers import run_answers
-from .fastchat import FormatError
-from .jobs import EvalError
-from .judge import run_judge
-from .show import run_show
-from .simulator import run_simulator
-from .stats import run_stats
+from ..lazy import lazy_exports
 
 __all__ = ["EvalError", "FormatError", "run_answers", "run_judge", "run_show", "run_simulator", "run_stats"]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "EvalError": "jobs",
+        "FormatError": "fastchat",
+        "run_answers": "answers",
+        "run_judge": "judge",
+        "run_show": "show",
+        "run_simulator": "simulator",
+        "run_stats": "stats",
+    },
+)

@@ -20,8 +20,9 @@ import numpy as np
 from ray.util import metrics
 
 from ..config import EndpointConfig, EvalConfig
-from ..endpoints import CallFailed, Endpoint, map_rows, start_governor, tripped
+from ..endpoints import CallFailed, Endpoint, map_rows
 from ..errors import RealmError, failure_share, internal_failure, print_first_traceback
+from ..governor import start_governor, tripped
 from ..records import write_jsonl
 
 logger = logging.getLogger(__name__)

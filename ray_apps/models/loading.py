@@ -1,11 +1,13 @@
-"""Load a model or tokenizer from a local directory or a hub id, through one code path."""
+"""Load a model or tokenizer from a local directory or a hub id, through one code path.
+
+transformers (and with it torch) is imported on the first load, not with this module: the processes that only
+count tokens without a tokenizer (rollout and eval actors, the endpoint governor) start seconds sooner.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from ..config import ConfigError
 from ..errors import StartError
@@ -27,10 +29,12 @@ def _source(name_or_path: str, token_env: str) -> dict:
     return {"pretrained_model_name_or_path": name_or_path, "token": os.environ.get(token_env) or None}
 
 
-def _load(loader, name_or_path: str, token_env: str, **kwargs):
+def _load(loader: str, name_or_path: str, token_env: str, **kwargs):
+    import transformers
+
     source = _source(name_or_path, token_env)
     try:
-        return loader.from_pretrained(**source, **kwargs)
+        return getattr(transformers, loader).from_pretrained(**source, **kwargs)
     except OSError as exc:
         raise ModelNotFoundError(
             f"cannot load {name_or_path!r}: {exc}. Give a local directory, or a hub id with network access "
@@ -39,19 +43,19 @@ def _load(loader, name_or_path: str, token_env: str, **kwargs):
 
 
 def load_tokenizer(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
-    return _load(AutoTokenizer, name_or_path, token_env, **kwargs)
+    return _load("AutoTokenizer", name_or_path, token_env, **kwargs)
 
 
 def load_model(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
-    return _load(AutoModelForCausalLM, name_or_path, token_env, **kwargs)
+    return _load("AutoModelForCausalLM", name_or_path, token_env, **kwargs)
 
 
 def load_classifier(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
-    return _load(AutoModelForSequenceClassification, name_or_path, token_env, **kwargs)
+    return _load("AutoModelForSequenceClassification", name_or_path, token_env, **kwargs)
 
 
 def load_model_config(name_or_path: str, token_env: str = "HF_TOKEN", **kwargs):
-    return _load(AutoConfig, name_or_path, token_env, **kwargs)
+    return _load("AutoConfig", name_or_path, token_env, **kwargs)
 
 
 def context_length(name_or_path: str, token_env: str = "HF_TOKEN") -> int:

@@ -1,5 +1,12 @@
 """Synthesising sessions: Ray Data actors drive the user simulator and the assistant through endpoints."""
 
-from .driver import RolloutError, run_rollout
+from ..lazy import lazy_exports
 
 __all__ = ["RolloutError", "run_rollout"]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RolloutError": "driver",
+        "run_rollout": "driver",
+    },
+)

@@ -18,8 +18,9 @@ from ray.util import metrics
 
 from ..config import PipelineConfig, write_run_config
 from ..conversation import ASSISTANT, USER
-from ..endpoints import EndpointError, map_rows, resolve_endpoint, start_governor, tripped
+from ..endpoints import EndpointError, map_rows, resolve_endpoint
 from ..errors import RealmError, failure_share, print_first_traceback
+from ..governor import start_governor, tripped
 from ..layout import RolloutData, RunLayout
 from ..records import read_rows
 from ..tables import markdown_table

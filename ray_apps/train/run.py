@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import ray.data
-from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from ..config import PipelineConfig, write_run_config
@@ -70,13 +70,37 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
     """Train ``role`` ("user": UserGPT on the swapped view; "assistant": on the normal view).
 
     The Ray Train run is ``run_name`` (default ``<run.name>-<output directory name>``): resubmitting
-    it resumes from its last checkpoint. Returns the final metrics, with ``output`` set to the
-    exported Hugging Face directory.
+    it resumes from its last checkpoint, or, when it finished, exports its model again. Returns the
+    final metrics, with ``output`` set to the exported Hugging Face directory.
     """
     paths = _paths(config, role)
     config = config.model_copy(update={"train": config.train.for_model(Path(paths["output"]).name)})
-    cfg = config.train
     name = run_name or f"{config.run.name}-{Path(paths['output']).name}"
+    result = _finished_run(f"{paths['storage'].rstrip('/')}/{name}")
+    if result is not None:
+        print(f"[train {role}] run {name} finished before: exporting its final model, training nothing", flush=True)
+    else:
+        result = _fit(config, role, paths, name)
+    if result.checkpoint is None:
+        raise TrainError(f"run {name} ended without a checkpoint")
+    output = Path(paths["output"])
+    with result.checkpoint.as_directory() as directory:
+        if not (Path(directory) / FINAL_MARKER).is_file():
+            raise TrainError(f"the last checkpoint of run {name} holds no final model")
+        shutil.rmtree(output, ignore_errors=True)
+        shutil.copytree(Path(directory) / MODEL_DIR, output)
+    write_run_config(config, output)
+    metrics = {**result.metrics, "output": str(output)}
+    print(
+        f"[train {role}] done: step {metrics.get('step')}, eval loss {metrics.get('eval_loss_first')} -> "
+        f"{metrics.get('eval_loss_last')}; model -> {output}",
+        flush=True,
+    )
+    return metrics
+
+
+def _fit(config: PipelineConfig, role: Role, paths: dict, name: str) -> Result:
+    cfg = config.train
     train, evaluation = _read(paths["data"], "train"), _read(cfg.eval_data or paths["data"], "eval")
     _check(config, paths, train, evaluation)
     datasets = {"train": train, **({"eval": evaluation} if evaluation is not None else {})}
@@ -107,23 +131,21 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
         # Every worker sees the whole split; the Hugging Face sampler shards it by rank.
         dataset_config=DataConfig(datasets_to_split=[]),
     )
-    result = trainer.fit()
+    return trainer.fit()
+
+
+def _finished_run(run_path: str) -> Result | None:
+    """The result of a run that finished before (its last checkpoint holds the final model): resubmitting it
+    exports that model again without starting workers. A run that stopped part-way resumes in its workers
+    (``worker.py``)."""
+    try:
+        result = Result.from_path(run_path)
+    except RuntimeError:  # no such run yet, or none of its checkpoints was registered
+        return None
     if result.checkpoint is None:
-        raise TrainError(f"run {name} ended without a checkpoint")
-    output = Path(paths["output"])
+        return None
     with result.checkpoint.as_directory() as directory:
-        if not (Path(directory) / FINAL_MARKER).is_file():
-            raise TrainError(f"the last checkpoint of run {name} holds no final model")
-        shutil.rmtree(output, ignore_errors=True)
-        shutil.copytree(Path(directory) / MODEL_DIR, output)
-    write_run_config(config, output)
-    metrics = {**result.metrics, "output": str(output)}
-    print(
-        f"[train {role}] done: step {metrics.get('step')}, eval loss {metrics.get('eval_loss_first')} -> "
-        f"{metrics.get('eval_loss_last')}; model -> {output}",
-        flush=True,
-    )
-    return metrics
+        return result if (Path(directory) / FINAL_MARKER).is_file() else None
 
 
 def _loop(loop: dict) -> None:

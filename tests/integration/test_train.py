@@ -1,5 +1,7 @@
 """`realm train` on Ray Train with 2 workers over gloo and real DeepSpeed (ZeRO-2 and ZeRO-3) on CPU."""
 
+import shutil
+
 import pytest
 import torch
 from ray.train import TrainingFailedError
@@ -108,7 +110,7 @@ def test_usergpt_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(
 
 
 def test_usergpt_on_a_rollouts_output_resumes_when_resubmitted_and_lora_is_merged_on_export(
-    rollout_output, tiny_model_dir, tmp_path
+    rollout_output, tiny_model_dir, tmp_path, capsys
 ):
     """The simulator trained on simulated sessions, their end markers included (the tiny default's pipeline trains
     the other three pairs of role and data), on ZeRO-2 with LoRA: a failed run resubmitted resumes from its
@@ -142,7 +144,11 @@ def test_usergpt_on_a_rollouts_output_resumes_when_resubmitted_and_lora_is_merge
         n for (n, p), (_, q) in zip(exported.named_parameters(), base.named_parameters()) if not torch.equal(p, q)
     ]
     assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
-    assert run_train(again, "user")["step"] == 4  # a finished run is not trained again
+    shutil.rmtree(metrics["output"])
+    capsys.readouterr()
+    assert run_train(again, "user")["step"] == 4  # a finished run is not trained again: no workers start
+    assert "finished before: exporting its final model, training nothing" in capsys.readouterr().out
+    assert load_model(metrics["output"]).config.vocab_size == exported.config.vocab_size  # its model exported again
 
 
 def test_bad_input_fails_at_start_naming_the_problem(prepared_sample, tiny_model_dir, tmp_path, ray_session, capsys):
