@@ -74,21 +74,18 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
     final metrics, with ``output`` set to the exported Hugging Face directory.
     """
     paths = _paths(config, role)
-    config = config.model_copy(update={"train": config.train.for_model(Path(paths["output"]).name)})
-    name = run_name or f"{config.run.name}-{Path(paths['output']).name}"
-    result = _finished_run(f"{paths['storage'].rstrip('/')}/{name}")
-    if result is not None:
-        print(f"[train {role}] run {name} finished before: exporting its final model, training nothing", flush=True)
+    output = Path(paths["output"])
+    config = config.model_copy(update={"train": config.train.for_model(output.name)})
+    name = run_name or f"{config.run.name}-{output.name}"
+    result = _last_result(f"{paths['storage'].rstrip('/')}/{name}")
+    if result is not None and _export(result, output):
+        print(f"[train {role}] run {name} finished before: exported its final model, trained nothing", flush=True)
     else:
         result = _fit(config, role, paths, name)
-    if result.checkpoint is None:
-        raise TrainError(f"run {name} ended without a checkpoint")
-    output = Path(paths["output"])
-    with result.checkpoint.as_directory() as directory:
-        if not (Path(directory) / FINAL_MARKER).is_file():
+        if result.checkpoint is None:
+            raise TrainError(f"run {name} ended without a checkpoint")
+        if not _export(result, output):
             raise TrainError(f"the last checkpoint of run {name} holds no final model")
-        shutil.rmtree(output, ignore_errors=True)
-        shutil.copytree(Path(directory) / MODEL_DIR, output)
     write_run_config(config, output)
     metrics = {**result.metrics, "output": str(output)}
     print(
@@ -134,18 +131,25 @@ def _fit(config: PipelineConfig, role: Role, paths: dict, name: str) -> Result:
     return trainer.fit()
 
 
-def _finished_run(run_path: str) -> Result | None:
-    """The result of a run that finished before (its last checkpoint holds the final model): resubmitting it
-    exports that model again without starting workers. A run that stopped part-way resumes in its workers
-    (``worker.py``)."""
+def _last_result(run_path: str) -> Result | None:
+    """The result of an earlier run of this name with a checkpoint: when that checkpoint holds the final model,
+    resubmitting the run exports it again without starting workers; a run that stopped part-way resumes from it in
+    its workers (``worker.py``)."""
     try:
         result = Result.from_path(run_path)
     except RuntimeError:  # no such run yet, or none of its checkpoints was registered
         return None
-    if result.checkpoint is None:
-        return None
+    return result if result.checkpoint is not None else None
+
+
+def _export(result: Result, output: Path) -> bool:
+    """Copy the final model of ``result``'s last checkpoint to ``output``; False when it holds none."""
     with result.checkpoint.as_directory() as directory:
-        return result if (Path(directory) / FINAL_MARKER).is_file() else None
+        if not (Path(directory) / FINAL_MARKER).is_file():
+            return False
+        shutil.rmtree(output, ignore_errors=True)
+        shutil.copytree(Path(directory) / MODEL_DIR, output)
+    return True
 
 
 def _loop(loop: dict) -> None:

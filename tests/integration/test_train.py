@@ -147,7 +147,7 @@ def test_usergpt_on_a_rollouts_output_resumes_when_resubmitted_and_lora_is_merge
     shutil.rmtree(metrics["output"])
     capsys.readouterr()
     assert run_train(again, "user")["step"] == 4  # a finished run is not trained again: no workers start
-    assert "finished before: exporting its final model, training nothing" in capsys.readouterr().out
+    assert "finished before: exported its final model, trained nothing" in capsys.readouterr().out
     assert load_model(metrics["output"]).config.vocab_size == exported.config.vocab_size  # its model exported again
 
 
