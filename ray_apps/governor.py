@@ -61,6 +61,12 @@ def start_governor(cfg: EndpointConfig, url: str, error_rate: float = 1.0, windo
     return EndpointGovernor.remote(url, cfg.requests_per_minute, cfg.tokens_per_minute, error_rate, window)
 
 
+def stop_governors(governors) -> None:
+    """End a run's governors: nothing else does while a dataset that carried their handles is still referenced."""
+    for governor in governors:
+        ray.kill(governor, no_restart=True)
+
+
 def tripped(governors) -> str | None:
     """Why a breaker of ``governors`` opened, or None."""
     return next((r for r in ray.get([g.tripped_reason.remote() for g in governors]) if r), None)

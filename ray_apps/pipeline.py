@@ -1,7 +1,8 @@
 """`realm pipeline`: every stage in order under one working directory, each skipped once complete.
 
 prepare -> init-model (tiny preset) -> train usergpt -> train baseline -> rollout (the simulator
-and the assistant served by Ray Serve, unless hosted) -> train realm -> eval -> report.
+and the assistant served by Ray Serve, unless hosted) -> eval simulator (real vs simulated, the
+simulator's fidelity) -> train realm -> eval assistants (benchmark answers, the judge) -> report.
 
 A stage's fingerprint hashes the config sections it reads (a train stage: its own model's training
 keys, ``train.models`` applied) and the fingerprints of the stages it reads from. Its state lives
@@ -35,6 +36,17 @@ from .runtime import ensure_ray
 
 PACKAGES = ("realm-on-ray", "ray", "torch", "transformers", "trl", "deepspeed", "datasets", "openai", "vllm")
 ASSISTANTS = ("baseline", "realm")  # the assistant trained on real sessions, and the one trained on simulated ones
+# The eval keys the simulator's figures read (and eval.output): a change to the answers or the judge leaves them be.
+SIMULATOR_EVAL_KEYS = {
+    "stats_tokenizer",
+    "embedding_model",
+    "stats_sample",
+    "simulator_model",
+    "simulator_base",
+    "heldout",
+    "human_detector",
+    "human_label",
+}
 
 
 @dataclass
@@ -117,14 +129,23 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
             (realchat,),
             lambda _: _rollout(config, realchat),
         ),
+        Stage(
+            "eval-simulator",
+            (),
+            ("rollout",),
+            (layout.stats, layout.simulator),
+            lambda _: _evaluate_simulator(config, layout),
+            {"eval": config.eval.model_dump(mode="json", include=SIMULATOR_EVAL_KEYS | {"output"})},
+        ),
         # measured on real sessions, as the baseline
         _train_stage(config, layout, "realm", "assistant", realchat, ("rollout",), eval_data=real),
         Stage(
-            "eval",
-            ("eval",),
-            ("rollout", "train-baseline", "train-realm"),
-            (layout.eval,),
-            lambda _: _evaluate(config, layout),
+            "eval-assistants",
+            (),
+            ("train-baseline", "train-realm"),
+            tuple(layout.bench(b.name) for b in config.eval.benchmarks),
+            lambda _: _evaluate_assistants(config, layout),
+            {"eval": config.eval.model_dump(mode="json", exclude=SIMULATOR_EVAL_KEYS)},
         ),
     ]
     return stages
@@ -169,14 +190,22 @@ def _rollout(config: PipelineConfig, output: Path) -> dict:
         return run_rollout(config, str(output))
 
 
-def _evaluate(config: PipelineConfig, layout: RunLayout) -> dict:
+def _evaluate_simulator(config: PipelineConfig, layout: RunLayout) -> dict:
+    """Real vs simulated sessions and the simulator's fidelity figures."""
     from . import eval as evaluation
 
     real, simulated = layout.real.split("train"), layout.realchat.data
-    result = {
-        "stats": evaluation.run_stats(config, [str(real), str(simulated)], ["real", "simulated"], str(layout.stats))
+    return {
+        "stats": evaluation.run_stats(config, [str(real), str(simulated)], ["real", "simulated"], str(layout.stats)),
+        "simulator": evaluation.run_simulator(config, str(layout.simulator)),
     }
-    result["simulator"] = evaluation.run_simulator(config, str(layout.simulator))
+
+
+def _evaluate_assistants(config: PipelineConfig, layout: RunLayout) -> dict:
+    """The assistants' benchmark answers, and their judgments when a judge is configured."""
+    from . import eval as evaluation
+
+    result = {}
     if not config.eval.benchmarks:
         print(
             "[pipeline] eval answers: skipped, no benchmark configured "
@@ -283,7 +312,10 @@ def _run_stage(stage: Stage, fingerprint: str, layout: RunLayout, position: str)
             flush=True,
         )
         for path in owned:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
     resumed = state.get("status") == "running" and state.get("fingerprint") == fingerprint
     print(
         f"[pipeline] {position} {stage.name}: {'resuming' if resumed else 'running'} -> {', '.join(artefacts)}",

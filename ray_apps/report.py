@@ -235,9 +235,10 @@ def write_pipeline_report(layout: RunLayout, results: dict, manifest: dict) -> P
     sections.append(_training(results))
     if rollout := results.get("rollout"):
         sections.append(_rollout(rollout))
-    if evaluation := results.get("eval"):
-        sections.append(_stats(evaluation["stats"], layout.stats, here))
-        sections.append(_fidelity(evaluation["simulator"]))
+    if simulator := results.get("eval-simulator"):
+        sections.append(_stats(simulator["stats"], layout.stats, here))
+        sections.append(_fidelity(simulator["simulator"]))
+    if (evaluation := results.get("eval-assistants")) is not None:
         sections += _benchmarks(evaluation, layout)
         sections.append(_assistants(results, evaluation))
     versions = ", ".join(f"{k} {v}" for k, v in manifest["packages"].items())

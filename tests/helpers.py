@@ -55,6 +55,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def alive_governors() -> set[str]:
+    """The ids of the connected cluster's live ``EndpointGovernor`` actors (from the GCS: no dashboard needed)."""
+    from ray._private.state import actors
+
+    return {i for i, a in actors().items() if a["ActorClassName"] == "EndpointGovernor" and a["State"] == "ALIVE"}
+
+
 def _answers_jobs(address: str) -> bool:
     """Whether the job server at ``address`` answers (over HTTP: a `ray job` process costs 1.8 s of CPU)."""
     from ray.job_submission import JobSubmissionClient

@@ -22,7 +22,7 @@ from ray.util import metrics
 from ..config import EndpointConfig, EvalConfig
 from ..endpoints import CallFailed, Endpoint, map_rows
 from ..errors import RealmError, failure_share, internal_failure, print_first_traceback
-from ..governor import start_governor, tripped
+from ..governor import start_governor, stop_governors, tripped
 from ..records import write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -88,36 +88,40 @@ def run_jobs(
     ones' reasons to ``failures`` (rewritten each run); returns counts."""
     from tqdm.auto import tqdm
 
-    governor = start_governor(endpoint, resolved["base_url"])
-    failed = []
+    failed, reason = [], None
     if items:
-        rows = map_rows(
-            items,
-            JobRunner,
-            {
-                "task": task,
-                "work": work,
-                "endpoint": endpoint.model_dump(mode="json"),
-                "resolved": resolved,
-                "governor": governor,
-                "in_flight": cfg.requests_per_actor,
-            },
-            actors=cfg.actors,
-            batch_size=max(1, cfg.requests_per_actor // 2),
-            blocks=8 * cfg.actors,
-        )
-        with output.open("a") as out, tqdm(total=len(items), desc=task, unit=task.split()[-1]) as bar:
-            for row in rows:
-                if row["ok"]:
-                    out.write(row["record"] + "\n")
-                    out.flush()
-                else:
-                    failed.append(json.loads(row["record"]))
-                bar.update(1)
-                bar.set_postfix(failed=len(failed))
+        governor = start_governor(endpoint, resolved["base_url"])
+        try:
+            rows = map_rows(
+                items,
+                JobRunner,
+                {
+                    "task": task,
+                    "work": work,
+                    "endpoint": endpoint.model_dump(mode="json"),
+                    "resolved": resolved,
+                    "governor": governor,
+                    "in_flight": cfg.requests_per_actor,
+                },
+                actors=cfg.actors,
+                batch_size=max(1, cfg.requests_per_actor // 2),
+                blocks=8 * cfg.actors,
+            )
+            with output.open("a") as out, tqdm(total=len(items), desc=task, unit=task.split()[-1]) as bar:
+                for row in rows:
+                    if row["ok"]:
+                        out.write(row["record"] + "\n")
+                        out.flush()
+                    else:
+                        failed.append(json.loads(row["record"]))
+                    bar.update(1)
+                    bar.set_postfix(failed=len(failed))
+            reason = tripped([governor])
+        finally:
+            stop_governors([governor])
     write_jsonl(failures, failed)
     print_first_traceback(f"eval {task}", failed, failures)
-    if reason := tripped([governor]):
+    if reason:
         raise EvalError(
             f"{task}: {reason}. Stopped; finished work is kept in {output}: rerun the same command to resume."
         )

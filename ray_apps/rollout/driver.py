@@ -20,7 +20,7 @@ from ..config import PipelineConfig, write_run_config
 from ..conversation import ASSISTANT, USER
 from ..endpoints import EndpointError, map_rows, resolve_endpoint
 from ..errors import RealmError, failure_share, print_first_traceback
-from ..governor import start_governor, tripped
+from ..governor import start_governor, stop_governors, tripped
 from ..layout import RolloutData, RunLayout
 from ..records import read_rows
 from ..tables import markdown_table
@@ -70,12 +70,12 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
     print(f"[rollout] {len(keys)} seeds: {len(done)} finished before, {len(pending)} to run -> {out}", flush=True)
 
     started = time.time()
-    governors = {
-        role: start_governor(getattr(cfg, role), args["base_url"], cfg.breaker_error_rate, cfg.breaker_window)
-        for role, args in endpoints.items()
-    }
     stopped_by = None
     if pending:
+        governors = {
+            role: start_governor(getattr(cfg, role), args["base_url"], cfg.breaker_error_rate, cfg.breaker_window)
+            for role, args in endpoints.items()
+        }
         meta = {
             "mode": cfg.mode,
             "user_model": cfg.user.model,
@@ -102,6 +102,8 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
             blocks=4 * cfg.actors,  # small batches: frequent shards
         )
         stopped_by = _follow(rows, len(pending), list(governors.values()), cfg.progress_interval_s)
+        if not stopped_by:  # every session ended; an open breaker stays up for the sessions in flight to read
+            stop_governors(governors.values())
     sessions, failures = collect(out, keys)
     write_dataset(out, sessions, failures)
     summary = _summary(config, sessions, failures, len(keys), time.time() - started)

@@ -11,7 +11,7 @@ from ray_apps.eval import EvalError, run_answers, run_judge, run_show, run_simul
 from ray_apps.eval.fastchat import load_answers, read_jsonl
 
 from ..fake_judge import FakeJudge
-from ..helpers import ROOT, fastchat_show_result
+from ..helpers import ROOT, alive_governors, fastchat_show_result
 
 pytestmark = pytest.mark.integration
 
@@ -137,8 +137,9 @@ def test_judging_a_benchmark_without_answers_fails_naming_the_step_to_run(bench,
 
 def test_answers_use_fastchat_temperatures_and_see_the_first_answer(ray_session, bench, judge, tmp_path):
     config = load_config(None, [*bench, f"eval.answer={{model: answerer, base_url: '{judge.url}', temperature: 0.3}}"])
-    start = len(judge.requests)
+    start, governors = len(judge.requests), alive_governors()
     run_answers(config)
+    assert alive_governors() <= governors  # the run's own governor ended with it
     asked = [r for r in judge.requests[start:] if r["model"] == "answerer"]
     by_question = {r["messages"][0]["content"]: r for r in asked}
     assert len(asked) == 5

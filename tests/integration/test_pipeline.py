@@ -1,7 +1,7 @@
 """`realm pipeline` end to end on the tiny default: submitted with `ray job submit` to a cluster started
 with `ray start --head` on loopback, stopped during its rollout and submitted again (the session's
 `pipeline_run`): every seed exactly once, a readable console, its simulator meeting the fidelity
-targets; then rerun with a changed eval section on vLLM (only eval runs), then rerun (nothing runs)."""
+targets; then rerun with changed answer settings on vLLM (only the assistants' eval runs), then rerun (nothing runs)."""
 
 import json
 import re
@@ -16,7 +16,16 @@ from ..helpers import ROOT
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
-STAGES = ["prepare", "init-model", "train-usergpt", "train-baseline", "rollout", "train-realm", "eval"]
+STAGES = [
+    "prepare",
+    "init-model",
+    "train-usergpt",
+    "train-baseline",
+    "rollout",
+    "eval-simulator",
+    "train-realm",
+    "eval-assistants",
+]
 
 
 def _pipeline(head, workdir, *overrides):
@@ -79,7 +88,7 @@ def test_the_console_shows_stages_and_results_and_the_logs_keep_everything(pipel
     logs = pipeline_run["workdir"] / "logs"
     assert {f"{stage}.log" for stage in STAGES} | {"pipeline.log"} <= {p.name for p in logs.iterdir()}
     everything = (logs / "pipeline.log").read_text()
-    assert "(RayTrainWorker" in everything and "[pipeline] 8/8 report" in everything
+    assert "(RayTrainWorker" in everything and "[pipeline] 9/9 report" in everything
     assert "[train user] step" in (logs / "train-usergpt.log").read_text()
     assert "[rollout] 200 seeds" in (logs / "rollout.log").read_text()
 
@@ -127,20 +136,23 @@ def test_the_tiny_default_simulator_meets_its_fidelity_targets(pipeline_run):
 
 
 def test_a_rerun_redoes_only_what_changed_here_eval_served_by_vllm(head, pipeline_run):
-    """The finished run again with another eval answer length and vLLM's CPU build serving: only the eval stage
+    """The finished run again with another eval answer length and vLLM's CPU build serving: only the assistants' eval
     runs, its answers served by vLLM (the rollout through vLLM is test_vllm's); then nothing runs."""
     root = pipeline_run["workdir"]
     changed = ["eval.answer.max_tokens=24", "serve.engine=vllm", "serve.engine_kwargs={enforce_eager: true}"]
     rerun = _pipeline(head, root, *changed)
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out[-4000:]
-    assert all(f"{stage}: done before, skipped" in out for stage in STAGES if stage != "eval"), out[-3000:]
-    assert "eval: its config or inputs changed" in out and "[pipeline] serving baseline, realm at" in out
+    redone = "eval-assistants"  # the simulator's figures do not read the answer settings: not measured again
+    assert all(f"{stage}: done before, skipped" in out for stage in STAGES if stage != redone), out[-3000:]
+    assert f"{redone}: its config or inputs changed" in out and "[pipeline] serving baseline, realm at" in out
     assert "(engine vllm)" in out
     for model in ("baseline", "realm"):
         answers = (root / "eval" / "demo" / "model_answer" / f"{model}.jsonl").read_text().splitlines()
         assert len(answers) == 10
-    assert json.loads((root / "stages" / "eval.json").read_text())["status"] == "complete"
+    assert json.loads((root / "stages" / f"{redone}.json").read_text())["status"] == "complete"
+    report = (root / "report" / "report.md").read_text()  # the kept figures are reported with the new answers
+    assert (root / "eval" / "simulator.json").is_file() and "Every target is met." in report
 
     again = _pipeline(head, root, *changed)
     out, _ = again.communicate(timeout=600)

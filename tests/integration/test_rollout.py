@@ -17,7 +17,7 @@ from ray_apps.config import load_config
 from ray_apps.rollout import RolloutError, run_rollout
 
 from ..fake_endpoint import FakeEndpoint, rollout_overrides
-from ..helpers import ROOT
+from ..helpers import ROOT, alive_governors
 
 pytestmark = pytest.mark.integration
 
@@ -146,9 +146,11 @@ def test_retries_and_failures_account_for_every_seed(ray_session, tmp_path):
             user="fake-user",
             assistant="fake-assistant",
         )
+        governors = alive_governors()
         summary = run_rollout(cfg)
     finally:
         fake.stop()
+    assert alive_governors() <= governors  # the run's own governors ended with it
     sessions, failures = _outputs(tmp_path / "realchat")
     assert len(sessions) + len(failures) == 12 == len({r["id"] for r in sessions + failures})
     assert min(fake.failures.values()) > 0, fake.failures  # 429s, 500s and hangs all happened
