@@ -38,7 +38,7 @@ def _paths(config: PipelineConfig, role: Role) -> dict[str, str]:
 def _read(data: str, split: str) -> ray.data.Dataset | None:
     """A split of a dataset directory: `realm prepare` output, or a `realm rollout` output (all ``train``), read by
     the driver into the object store, one block per file. Every worker then iterates the whole split (it holds it in
-    memory anyway, ``worker.py``): no Ray Data read tasks, which took 9-21 s of each run's start on 2 CPUs."""
+    memory anyway, ``worker.py``): no Ray Data read tasks to start first (``bench/train_start.py``)."""
     files = split_files(data, split)
     return ray.data.from_arrow([pq.read_table(f) for f in files]) if files else None
 
