@@ -14,6 +14,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
+# The pipeline's stages in their order (`ray_apps.pipeline._stages`).
+PIPELINE_STAGES = [
+    "prepare",
+    "init-model",
+    "train-usergpt",
+    "train-baseline",
+    "rollout",
+    "eval-simulator",
+    "train-realm",
+    "eval-assistants",
+]
 
 # A user-like turn: a question, or a turn that opens the way the human turns of the corpus do.
 REQUEST = re.compile(

@@ -11,21 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import ROOT
+from ..helpers import PIPELINE_STAGES, ROOT
 
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
-STAGES = [
-    "prepare",
-    "init-model",
-    "train-usergpt",
-    "train-baseline",
-    "rollout",
-    "eval-simulator",
-    "train-realm",
-    "eval-assistants",
-]
 
 
 def _pipeline(head, workdir, *overrides):
@@ -46,7 +36,7 @@ def _pipeline(head, workdir, *overrides):
 def test_the_submitted_job_writes_every_artefact(pipeline_run):
     submitted = pipeline_run
     root = submitted["workdir"]
-    states = {s: json.loads((root / "stages" / f"{s}.json").read_text()) for s in STAGES}
+    states = {s: json.loads((root / "stages" / f"{s}.json").read_text()) for s in PIPELINE_STAGES}
     assert all(state["status"] == "complete" for state in states.values())
     for model in ("baseline", "realm"):  # both measured on the real eval split
         assert states[f"train-{model}"]["result"]["eval_loss_last"] > 0
@@ -66,8 +56,9 @@ def test_the_submitted_job_writes_every_artefact(pipeline_run):
     assert "eval judge: skipped, no judge endpoint configured" in submitted["log"]
 
     manifest = json.loads((root / "manifest.json").read_text())
-    assert set(manifest["stages"]) == set(STAGES) and manifest["packages"]["ray"] and manifest["config_fingerprint"]
-    assert all(manifest["stages"][s]["seconds"] > 0 and manifest["stages"][s]["artefacts"] for s in STAGES)
+    assert set(manifest["stages"]) == set(PIPELINE_STAGES)
+    assert manifest["packages"]["ray"] and manifest["config_fingerprint"]
+    assert all(manifest["stages"][s]["seconds"] > 0 and manifest["stages"][s]["artefacts"] for s in PIPELINE_STAGES)
     report = (root / "report" / "report.md").read_text()
     assert (
         "## Real vs simulated data" in report
@@ -82,11 +73,11 @@ def test_the_console_shows_stages_and_results_and_the_logs_keep_everything(pipel
     # what `ray job submit` and `ray job logs` printed of the two jobs, which together ran every stage once
     consoles = pipeline_run["stopped_log"] + pipeline_run["log"]
     assert len(consoles.splitlines()) < 300, len(consoles.splitlines())
-    assert all(f"{stage}: finished in" in consoles for stage in STAGES)
+    assert all(f"{stage}: finished in" in consoles for stage in PIPELINE_STAGES)
     assert "(ServeReplica" not in consoles and "POST /v1/chat/completions" not in consoles  # no access log
     assert "logging_progress" not in consoles and "LOAD_FAST" not in consoles and "Ray only requests" not in consoles
     logs = pipeline_run["workdir"] / "logs"
-    assert {f"{stage}.log" for stage in STAGES} | {"pipeline.log"} <= {p.name for p in logs.iterdir()}
+    assert {f"{stage}.log" for stage in PIPELINE_STAGES} | {"pipeline.log"} <= {p.name for p in logs.iterdir()}
     everything = (logs / "pipeline.log").read_text()
     assert "(RayTrainWorker" in everything and "[pipeline] 9/9 report" in everything
     assert "[train user] step" in (logs / "train-usergpt.log").read_text()
@@ -144,7 +135,7 @@ def test_a_rerun_redoes_only_what_changed_here_eval_served_by_vllm(head, pipelin
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out[-4000:]
     redone = "eval-assistants"  # the simulator's figures do not read the answer settings: not measured again
-    assert all(f"{stage}: done before, skipped" in out for stage in STAGES if stage != redone), out[-3000:]
+    assert all(f"{stage}: done before, skipped" in out for stage in PIPELINE_STAGES if stage != redone), out[-3000:]
     assert f"{redone}: its config or inputs changed" in out and "[pipeline] serving baseline, realm at" in out
     assert "(engine vllm)" in out
     for model in ("baseline", "realm"):
@@ -157,4 +148,4 @@ def test_a_rerun_redoes_only_what_changed_here_eval_served_by_vllm(head, pipelin
     again = _pipeline(head, root, *changed)
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out[-4000:]
-    assert all(f"{stage}: done before, skipped" in out for stage in STAGES), out[-3000:]
+    assert all(f"{stage}: done before, skipped" in out for stage in PIPELINE_STAGES), out[-3000:]

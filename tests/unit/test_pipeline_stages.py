@@ -4,7 +4,7 @@ from ray_apps.config import PipelineConfig, load_config
 from ray_apps.layout import RunLayout
 from ray_apps.pipeline import SIMULATOR_EVAL_KEYS, _fingerprint, _stages
 
-from ..helpers import ROOT
+from ..helpers import PIPELINE_STAGES, ROOT
 
 
 def _fingerprints(*overrides: str) -> dict[str, str]:
@@ -22,16 +22,7 @@ def _redone(*overrides: str) -> set[str]:
 
 
 def test_the_stages_run_in_order():
-    assert list(_fingerprints()) == [
-        "prepare",
-        "init-model",
-        "train-usergpt",
-        "train-baseline",
-        "rollout",
-        "eval-simulator",
-        "train-realm",
-        "eval-assistants",
-    ]
+    assert list(_fingerprints()) == PIPELINE_STAGES
 
 
 def test_an_answer_or_judge_change_redoes_only_the_assistants_eval():
