@@ -330,11 +330,14 @@ def _run_stage(stage: Stage, fingerprint: str, layout: RunLayout, position: str)
     with stage_log(layout.log(stage.name)) as log:
         try:
             result = stage.run(fingerprint)
-        except BaseException:
+        except BaseException as exc:
+            stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))  # Ctrl-C, `ray job stop`
             print(
-                f"[pipeline] {position} {stage.name}: failed after {time.time() - started:.0f}s"
+                f"[pipeline] {position} {stage.name}: {'stopped' if stopped else 'failed'} after"
+                f" {time.time() - started:.0f}s"
                 + (f"; its log: {log}" if log else "")
-                + f"; fix the cause and resume with the same command: {_command()}",
+                + ("; what it wrote is kept, resume" if stopped else "; fix the cause and resume")
+                + f" with the same command: {_command()}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 
 import ray
 import ray.data
@@ -30,18 +32,28 @@ def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
     options = {"runtime_env": runtime_env, "logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         ray.init(address=address, **options)
-        return
-    try:
-        ray.init(num_cpus=cfg.num_cpus, **options)
-    except ValueError as exc:  # Ray found a local cluster from `ray start`, whose size is already set
-        if "existing cluster" not in str(exc):
-            raise
-        print(
-            f"realm: joining the local Ray cluster started with `ray start` (ray.num_cpus={cfg.num_cpus} is for a new "
-            "one)",
-            file=sys.stderr,
-        )
-        ray.init(**options)
+    else:
+        try:
+            ray.init(num_cpus=cfg.num_cpus, **options)
+        except ValueError as exc:  # Ray found a local cluster from `ray start`, whose size is already set
+            if "existing cluster" not in str(exc):
+                raise
+            print(
+                f"realm: joining the local Ray cluster started with `ray start` (ray.num_cpus={cfg.num_cpus} is for a "
+                "new one)",
+                file=sys.stderr,
+            )
+            ray.init(**options)
+    if threading.current_thread() is threading.main_thread():
+        # Ray's core worker answers SIGTERM (`ray job stop`) with a crash report, a stack dump, before the exit. A stop
+        # is not a crash: one line, then the exit unwinds as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _stop)
+
+
+def _stop(signum: int, _frame) -> None:
+    # os.write: the handler may run in the middle of a print, and `ray job stop` kills the process 3 s later
+    os.write(2, b"realm: stopped (SIGTERM); what it wrote is kept, and the same command resumes\n")
+    raise SystemExit(128 + signum)
 
 
 def cluster_has_gpus() -> bool:

@@ -76,6 +76,8 @@ def test_the_console_shows_stages_and_results_and_the_logs_keep_everything(pipel
     assert all(f"{stage}: finished in" in consoles for stage in PIPELINE_STAGES)
     assert "(ServeReplica" not in consoles and "POST /v1/chat/completions" not in consoles  # no access log
     assert "logging_progress" not in consoles and "LOAD_FAST" not in consoles and "Ray only requests" not in consoles
+    # `ray job stop` is a stop, not a crash: no stack dump from Ray's crash handler, the resuming command instead
+    assert "realm: stopped (SIGTERM)" in pipeline_run["stopped_log"] and "SIGTERM received" not in consoles
     logs = pipeline_run["workdir"] / "logs"
     assert {f"{stage}.log" for stage in PIPELINE_STAGES} | {"pipeline.log"} <= {p.name for p in logs.iterdir()}
     everything = (logs / "pipeline.log").read_text()
