@@ -40,6 +40,7 @@ def llm_config(model: ServedModelConfig, path: str, serve_cfg: ServeConfig) -> d
         "model_loading_config": {"model_id": model.name, "model_source": path},
         **placement,
         "engine_kwargs": engine_kwargs,
+        "callback_config": {"callback_class": "ray_apps.serve.vllm_node:DownloadOnlyRemoteModels"},
         "deployment_config": {
             "autoscaling_config": {
                 "min_replicas": model.min_replicas,

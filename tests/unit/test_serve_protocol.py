@@ -189,3 +189,17 @@ def test_the_serve_config_file_builds_the_vllm_app_with_an_override(offline_mode
     args = {"config": str(ROOT / application["args"]["config"]), "overrides": ["serve.engine=vllm", model]}
     app = app_builder(args)  # what `serve run configs/serve/tiny.yaml` calls, with the override in `args`
     assert type(app).__name__ == "Application" and app._bound_deployment.name == "OpenAiIngress"
+
+
+def test_vllm_replicas_run_rays_download_task_only_for_models_in_cloud_storage(tmp_path):
+    from ray.serve.llm import LLMConfig
+
+    from ray_apps.serve.vllm_node import DownloadOnlyRemoteModels
+
+    cfg = load_config(ROOT / "configs/tiny.yaml", ["serve.engine=vllm"])
+    for source, downloads in ((str(tmp_path), False), ("org/usergpt", False), ("s3://bucket/usergpt", True)):
+        config = LLMConfig(**llm_config(cfg.serve.models[0], source, cfg.serve))
+        assert config.callback_config.callback_class == "ray_apps.serve.vllm_node:DownloadOnlyRemoteModels"
+        callback = DownloadOnlyRemoteModels(llm_config=config)  # what the replica builds from that path
+        callback.on_before_node_init()
+        assert callback.ctx.run_init_node is downloads, source
