@@ -1,13 +1,11 @@
-import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from .helpers import ROOT, SAMPLE, ray_head, start_tiny_app
+from .tiny_pipeline import TinyPipelineJob
 
 sys.path.insert(0, str(SAMPLE))  # make_sample.generate, for corpora made in tests
 
@@ -53,68 +51,61 @@ def tiny_config():
     return load_config(ROOT / "configs" / "tiny.yaml")
 
 
-@pytest.fixture(scope="session")
-def head():
-    """One `ray start --head` cluster of 2 CPUs for the session: jobs are submitted to it, drivers join it."""
+# What the session's tiny pipeline run gives, in the order it is ready: its cluster at once, then what each of its
+# first stages writes (a test that reads only the prepared corpus starts once prepare is complete), then the whole run.
+RUN_FIXTURES = ["head", "prepared_sample", "tiny_model_dir", "usergpt", "pipeline_run"]
+
+
+def waits_for(item) -> int:
+    """0 for a test that reads nothing of the tiny run, else 1 + the index of the last of RUN_FIXTURES it reads."""
+    read = [i for i, name in enumerate(RUN_FIXTURES) if name in getattr(item, "fixturenames", ())]
+    return 1 + max(read) if read else 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_pipeline(request, tmp_path_factory):
+    """The tiny default's pipeline job (tests/tiny_pipeline.py) on a `ray start --head` cluster of 2 CPUs, submitted
+    as the session starts when a selected test reads it, so that it trains while the other tests run."""
+    needs = max(map(waits_for, request.session.items), default=0)
+    if not needs:
+        yield None
+        return
     with ray_head(num_cpus=2) as cluster:
-        yield cluster
+        job = TinyPipelineJob(cluster, tmp_path_factory.mktemp("job") / "run")
+        yield job.start() if needs > 1 else job  # only the cluster for tests that only join it
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(head, tmp_path_factory):
-    """The embedded tiny default as a user submits it, `ray job submit --working-dir . -- python jobs/pipeline.py
-    --config configs/tiny.yaml`, once for the session, stopped (`ray job stop`) when its rollout has written a few
-    sessions and submitted again, which resumes it. Its prepared corpus, base model and trained UserGPT are what the
-    other integration tests use, and the pipeline tests read its artefacts and both jobs' logs."""
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
-    workdir = tmp_path_factory.mktemp("job") / "run"
-    ray = str(Path(sys.executable).parent / "ray")
-    pipeline = ["--", "python", "jobs/pipeline.py", "--config", "configs/tiny.yaml", f"run.workdir={workdir}"]
-
-    def job(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        command = [ray, "job", args[0], "--address", head["address"], *args[1:]]
-        return subprocess.run(command, env=head["env"], capture_output=True, text=True, timeout=timeout)
-
-    for _ in range(30):  # the head answers `ray job list` a little before its job agent takes submissions
-        first = job("submit", "--submission-id", "tiny-stopped", "--no-wait", "--working-dir", str(ROOT), *pipeline)
-        if "No available agent to submit job" not in first.stderr + first.stdout:
-            break
-        time.sleep(4)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    state, shards, deadline = workdir / "stages" / "rollout.json", workdir / "realchat" / "shards", time.time() + 1200
-    # polled over HTTP: a `ray job status` process costs 1.8 s of CPU, and polling with it took a core from the job
-    jobs = JobSubmissionClient(head["address"])
-    while not (state.is_file() and sum(len(f.read_text().splitlines()) for f in shards.glob("*.jsonl")) >= 6):
-        status = jobs.get_job_status("tiny-stopped")
-        assert status in (JobStatus.PENDING, JobStatus.RUNNING), (status, jobs.get_job_logs("tiny-stopped")[-4000:])
-        assert time.time() < deadline, "no rollout shard in time"
-        time.sleep(0.5)
-    stopped = job("stop", "tiny-stopped")  # its driver is killed mid-rollout
-    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    assert json.loads(state.read_text())["status"] == "running"
-    resumed = job("submit", "--working-dir", str(ROOT), *pipeline, timeout=1500)
-    assert resumed.returncode == 0 and "succeeded" in resumed.stdout, resumed.stdout[-4000:] + resumed.stderr[-2000:]
-    return {"workdir": workdir, "log": resumed.stdout, "stopped_log": job("logs", "tiny-stopped").stdout}
+def head(tiny_pipeline):
+    """The session's `ray start --head` cluster: jobs are submitted to it, drivers join it."""
+    return tiny_pipeline.head
 
 
 @pytest.fixture(scope="session")
-def prepared_sample(pipeline_run):
+def pipeline_run(tiny_pipeline):
+    """The finished tiny run: its working directory, the resumed job's console (``log``) and the stopped one's
+    (``stopped_log``). Its pipeline tests read its artefacts and both jobs' logs."""
+    return tiny_pipeline.result()
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(tiny_pipeline):
     """The sample corpus through the prepare stage (tiny config)."""
-    return pipeline_run["workdir"] / "real"
+    tiny_pipeline.stage("prepare")
+    return tiny_pipeline.workdir / "real"
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(pipeline_run):
+def tiny_model_dir(tiny_pipeline):
     """The tiny base model, its tokenizer trained on the prepared sample."""
-    return pipeline_run["workdir"] / "models" / "base"
+    tiny_pipeline.stage("init-model")
+    return tiny_pipeline.workdir / "models" / "base"
 
 
 @pytest.fixture(scope="session")
-def usergpt(pipeline_run):
+def usergpt(tiny_pipeline):
     """The tiny UserGPT the tiny default trains (the train-usergpt stage's result, ``output`` its model)."""
-    state = json.loads((pipeline_run["workdir"] / "stages" / "train-usergpt.json").read_text())
-    return state["result"]
+    return tiny_pipeline.stage("train-usergpt")["result"]
 
 
 @pytest.fixture(scope="session")
@@ -149,8 +140,9 @@ def benchmarks_dir() -> Path:
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that need the session's tiny pipeline run or `ray start` cluster are `slow` (`make test-fast` leaves
-    them to `make test`)."""
+    """Tests that read the session's tiny pipeline run are `slow` (`make test-fast` leaves them to `make test`), and
+    run after the others, in the order what they read is ready: the run trains while the others run."""
     for item in items:
-        if {"pipeline_run", "head"} & set(getattr(item, "fixturenames", ())):
+        if waits_for(item):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=waits_for)  # stable: within a group, the files' order
