@@ -12,8 +12,6 @@ one summary line last.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
+from side_by_side import write_medians  # noqa: E402
 
 from ray_apps.config import load_config  # noqa: E402
 from ray_apps.data import run_prepare  # noqa: E402
@@ -73,12 +72,8 @@ def main() -> None:
                 runs.append({"mode": mode, "round": round_, "seconds": round(time.perf_counter() - started, 2)})
                 assert metrics["step"] == 2, metrics
     train_run._read = DRIVER
-    modes = ("ray_data", "driver")
-    median = {m: statistics.median(r["seconds"] for r in runs if r["mode"] == m) for m in modes}
-    speedup = round(median["ray_data"] / median["driver"], 3)
-    result = {"runs": runs, "median_seconds": median, "speedup": speedup}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    result = write_medians(runs, "mode", "ray_data", "driver", args.output)
+    median = result["median_seconds"]
     print(
         f"train start (2 steps, 2 workers): Ray Data read {median['ray_data']:.1f}s, driver read "
         f"{median['driver']:.1f}s, x{result['speedup']:.2f}"

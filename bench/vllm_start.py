@@ -13,8 +13,6 @@ down. Writes bench/results/vllm_start.json and prints one summary line last.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import openai  # noqa: E402
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
+from side_by_side import write_medians  # noqa: E402
 
 from ray_apps.config import load_config  # noqa: E402
 from ray_apps.data import run_prepare  # noqa: E402
@@ -73,15 +72,11 @@ def main() -> None:
                 runs.append({"variant": variant, "round": round_, "seconds": seconds})
                 serve.shutdown()
     vllm_engine.llm_config = LLM_CONFIG
-    variants = ("download_task", "skipped")
-    median = {v: statistics.median(r["seconds"] for r in runs if r["variant"] == v) for v in variants}
-    speedup = round(median["download_task"] / median["skipped"], 3)
-    result = {"runs": runs, "median_seconds": median, "speedup": speedup}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    result = write_medians(runs, "variant", "download_task", "skipped", args.output)
+    median = result["median_seconds"]
     print(
         f"vLLM app start (2 tiny models, CPU, eager): with Ray's download task {median['download_task']:.1f}s, "
-        f"skipped for local models {median['skipped']:.1f}s, x{speedup:.2f}"
+        f"skipped for local models {median['skipped']:.1f}s, x{result['speedup']:.2f}"
     )
 
 
