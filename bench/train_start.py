@@ -11,7 +11,6 @@ one summary line last.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -21,11 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import ray  # noqa: E402
-from side_by_side import write_medians  # noqa: E402
+from side_by_side import start, tiny_base, write_medians  # noqa: E402
 
 from ray_apps.config import load_config  # noqa: E402
-from ray_apps.data import run_prepare  # noqa: E402
-from ray_apps.models import run_init_model  # noqa: E402
 from ray_apps.train import run as train_run  # noqa: E402
 
 DRIVER = train_run._read
@@ -38,18 +35,10 @@ def ray_data(data: str, split: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "train_start.json"))
-    args = parser.parse_args()
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    args = start(__doc__, "train_start")
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(ROOT / "configs" / "tiny.yaml", [f"run.workdir={tmp}"])
-        run_prepare(cfg, None, f"{tmp}/real")
-        model = run_init_model(cfg, f"{tmp}/real", f"{tmp}/base")
+        model = tiny_base(tmp)
         for round_ in range(args.rounds):
             pair = [("ray_data", ray_data), ("driver", DRIVER)]
             for mode, read in pair if round_ % 2 == 0 else reversed(pair):  # neither always runs first

@@ -12,7 +12,6 @@ down. Writes bench/results/vllm_start.json and prints one summary line last.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -22,13 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
-import ray  # noqa: E402
 from ray import serve  # noqa: E402
-from side_by_side import write_medians  # noqa: E402
+from side_by_side import start, tiny_base, write_medians  # noqa: E402
 
 from ray_apps.config import load_config  # noqa: E402
-from ray_apps.data import run_prepare  # noqa: E402
-from ray_apps.models import run_init_model  # noqa: E402
 from ray_apps.serve import start_serve  # noqa: E402
 from ray_apps.serve import vllm as vllm_engine  # noqa: E402
 
@@ -43,18 +39,10 @@ def with_download_task(*args):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "vllm_start.json"))
-    args = parser.parse_args()
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    args = start(__doc__, "vllm_start")
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(ROOT / "configs" / "tiny.yaml", [f"run.workdir={tmp}"])
-        run_prepare(cfg, None, f"{tmp}/real")
-        model = run_init_model(cfg, f"{tmp}/real", f"{tmp}/base")
+        model = tiny_base(tmp)
         models = ", ".join(f"{{name: {name}, path: '{model}', num_cpus: 0.25}}" for name in ("usergpt", "baseline"))
         overrides = ["serve.engine=vllm", "serve.engine_kwargs={enforce_eager: true}", f"serve.models=[{models}]"]
         config = load_config(ROOT / "configs" / "tiny.yaml", [f"run.workdir={tmp}", *overrides])
