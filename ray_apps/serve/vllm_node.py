@@ -5,7 +5,8 @@ the model from cloud storage. For a local directory or a hub id (vLLM reads thos
 fetches nothing, yet it starts a worker that imports torch and transformers: 8.6 s of a tiny model's
 59.5 s replica start on a 2-core machine. This callback skips it unless the source is remote
 (``s3://``, ``gs://``, ``abfss://``). Imported by the replica (``LLMConfig.callback_config``), never
-by the `hf` engine.
+by the `hf` engine. ``ray.serve.llm`` exports no callback base class: the two imports below are Ray
+2.60's internal paths, and the vLLM tests fail at the replica's start if an upgrade moves them.
 """
 
 from __future__ import annotations
