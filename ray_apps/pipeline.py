@@ -32,6 +32,7 @@ from .config import PipelineConfig, ServedModelConfig, write_run_config
 from .console import stage_log
 from .eval.fastchat import judgments_dir, results_file
 from .layout import RunLayout
+from .models.base import base_identity
 from .runtime import ensure_ray
 
 PACKAGES = ("realm-on-ray", "ray", "torch", "transformers", "trl", "deepspeed", "datasets", "openai", "vllm")
@@ -105,7 +106,8 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
             (),
             (real,),
             lambda _: run_prepare(config, output=str(real)),
-            {"seed": config.run.seed},  # the split's seed
+            # the split's seed; the simulator's prompt takes room in every segment's user view
+            {"seed": config.run.seed, "simulator_prompt": config.train.simulator_prompt},
         )
     ]
     if config.model.base is None:
@@ -131,11 +133,14 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
         ),
         Stage(
             "eval-simulator",
-            (),
+            ("model",),  # the base scored next to the simulator, in the chat format
             ("rollout",),
             (layout.stats, layout.simulator),
             lambda _: _evaluate_simulator(config, layout),
-            {"eval": config.eval.model_dump(mode="json", include=SIMULATOR_EVAL_KEYS | {"output"})},
+            {
+                "eval": config.eval.model_dump(mode="json", include=SIMULATOR_EVAL_KEYS | {"output"}),
+                "base": base_identity(config),
+            },
         ),
         # measured on real sessions, as the baseline
         _train_stage(config, layout, "realm", "assistant", realchat, ("rollout",), eval_data=real),
@@ -173,9 +178,13 @@ def _train_stage(
         kept = ("output", "step", "eval_loss_first", "eval_loss_last", "tokens_per_second", "packing_efficiency")
         return {k: metrics.get(k) for k in kept}
 
-    # its own training keys (the shared ones with train.models[name] applied): another model's do not redo it
-    settings = {"train": config.train.for_model(name).model_dump(mode="json", exclude={"models"})}
-    return Stage(f"train-{name}", (), after, (output,), run, settings)
+    # its own training keys (the shared ones with train.models[name] applied): another model's do not redo it; the
+    # base model it starts from (a GGUF file by its bytes) and its chat format
+    settings = {
+        "train": config.train.for_model(name).model_dump(mode="json", exclude={"models"}),
+        "base": base_identity(config, config.train.base_model),
+    }
+    return Stage(f"train-{name}", ("model",), after, (output,), run, settings)
 
 
 def _rollout(config: PipelineConfig, output: Path) -> dict:

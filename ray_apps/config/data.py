@@ -127,7 +127,16 @@ class ModelInitConfig(Section):
 
 class ModelConfig(Section):
     base: str | None = Field(
-        None, description="Base model: a hub id or local path. null builds the tiny model with `realm init-model`."
+        None,
+        description="Base model: a hub id, a local directory, or a local .gguf file (dequantized once under "
+        "<workdir>/models/gguf/). null builds the tiny model with `realm init-model`.",
+    )
+    chat_template: str = Field(
+        "auto",
+        min_length=1,
+        description="Chat format to train with (and serve and score): auto (the model's own template when it marks "
+        "{% generation %}, else TRL's training template for its family, else the built-in one its template renders "
+        "like; vicuna for a model without one), chatml, vicuna, or a path to a Jinja file with {% generation %} marks.",
     )
     init: ModelInitConfig = Field(default_factory=ModelInitConfig, description="Tiny model factory settings.")
     hf_token_env: str = Field(

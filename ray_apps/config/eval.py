@@ -82,8 +82,8 @@ class EvalConfig(Section):
     )
     stats_tokenizer: str | None = Field(
         None,
-        description="`realm eval stats`: tokenizer for lengths (path or hub id); null: <workdir>/models/base if "
-        "present, else words.",
+        description="`realm eval stats`: tokenizer for lengths (path or hub id); null: model.base's, or the tiny "
+        "base model's when present, else words.",
     )
     embedding_model: str | None = Field(
         None, description="Embedding model for topic diversity (path or hub id, mean pooled); null: TF-IDF (offline)."
@@ -95,7 +95,7 @@ class EvalConfig(Section):
         None, description="`realm eval simulator`: the user simulator; null: <workdir>/models/usergpt."
     )
     simulator_base: str | None = Field(
-        None, description="The untrained base model to compare with; null: <workdir>/models/base."
+        None, description="The untrained base model to compare with; null: model.base (or the tiny base model)."
     )
     heldout: str | None = Field(
         None, description="Held-out real conversations; null: the test split of <workdir>/real."

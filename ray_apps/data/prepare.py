@@ -130,7 +130,7 @@ def clean_batch(batch: dict, cfg: PrepareConfig) -> dict:
 
 
 # ---------------------------------------------------------------- stage 4: segment and split
-def segment_batch(batch: dict, cfg: PrepareConfig, duplicates: dict, seed: int) -> dict:
+def segment_batch(batch: dict, cfg: PrepareConfig, duplicates: dict, seed: int, simulator_prompt: str) -> dict:
     count = text_token_counter(cfg.segment.tokenizer)  # loaded once per worker process
     out: dict[str, list] = {
         k: [] for k in ("key", "source", "line", "id", "split", "record", "reason", "detail", "dropped")
@@ -146,7 +146,7 @@ def segment_batch(batch: dict, cfg: PrepareConfig, duplicates: dict, seed: int) 
             emit(key, source, line, record["id"], "", text, *duplicates[key])
             continue
         try:
-            segments, dropped = segment(record, cfg.segment, count)
+            segments, dropped = segment(record, cfg.segment, count, simulator_prompt)
         except RecordError as err:
             emit(key, source, line, record["id"], "", text, err.reason, err.detail)
             continue
@@ -246,7 +246,12 @@ def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output:
         .select_columns(["key", "source", "line", "record"])
         .map_batches(
             segment_batch,
-            fn_kwargs={"cfg": cfg, "duplicates": duplicates, "seed": config.run.seed},
+            fn_kwargs={
+                "cfg": cfg,
+                "duplicates": duplicates,
+                "seed": config.run.seed,
+                "simulator_prompt": config.train.simulator_prompt,
+            },
             batch_size=cfg.batch_size,
             compute=tasks,
         )

@@ -6,11 +6,23 @@ import hashlib
 from collections.abc import Callable
 
 from ..config import SegmentConfig
-from ..conversation import SYSTEM, USER, RecordError, make_record
+from ..conversation import (
+    ASSISTANT,
+    END_OF_CONVERSATION,
+    SIMULATOR_SYSTEM_PROMPT,
+    SYSTEM,
+    USER,
+    RecordError,
+    make_record,
+    message,
+)
 
 
-def segment(record: dict, cfg: SegmentConfig, count: Callable[[str], int]) -> tuple[list[dict], int]:
-    """Cut ``record`` into segments of at most ``cfg.max_tokens`` tokens.
+def segment(
+    record: dict, cfg: SegmentConfig, count: Callable[[str], int], simulator_prompt: str = SIMULATOR_SYSTEM_PROMPT
+) -> tuple[list[dict], int]:
+    """Cut ``record`` into segments of at most ``cfg.max_tokens`` tokens in either training view: the conversation
+    with its own system prompt, or the simulator's (``simulator_prompt`` and a final end-marker turn in place of it).
 
     Each segment starts with a user turn, repeats the system prompt, and holds whole exchanges
     (a user turn and its answer; a last unanswered user turn joins the exchange before it).
@@ -21,14 +33,19 @@ def segment(record: dict, cfg: SegmentConfig, count: Callable[[str], int]) -> tu
     """
     messages = record["messages"]
     system = [m for m in messages[:1] if m["role"] == SYSTEM]
-    budget = cfg.max_tokens - sum(count(m["content"]) + cfg.overhead_tokens for m in system)
+
+    def cost(messages: list[dict]) -> int:
+        return sum(count(m["content"]) + cfg.overhead_tokens for m in messages)
+
+    user_view = [message(SYSTEM, simulator_prompt), message(ASSISTANT, END_OF_CONVERSATION)]
+    budget = cfg.max_tokens - max(cost(system), cost(user_view))
     body = messages[len(system) :]
     exchanges = [body[i : i + 2] for i in range(0, len(body), 2)]  # starts with user, alternates
 
     chunks: list[list[dict]] = [[]]
     used, dropped = 0, 0
     for exchange in exchanges:
-        size = sum(count(m["content"]) + cfg.overhead_tokens for m in exchange)
+        size = cost(exchange)
         if size > budget:
             dropped += 1
             if chunks[-1]:

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError
-from ..conversation import END_OF_CONVERSATION
-from ..models.loading import load_model, load_tokenizer
+from ..models.chat_format import end_marker_id, fit_model, load_chat_tokenizer
+from ..models.loading import load_model
 from ..train.views import training_messages
 
 
@@ -64,15 +64,21 @@ def _f1(decisions: list[tuple[bool, bool]]) -> dict:
 
 
 def score_human_turns(
-    path: str, records: list[dict], max_length: int, simulator_prompt: str, sampling: Sampling
+    path: str,
+    records: list[dict],
+    max_length: int,
+    simulator_prompt: str,
+    sampling: Sampling,
+    chat_template: str = "auto",
 ) -> dict:
-    """Perplexity of ``path``'s model on the human turns, and its termination decisions."""
-    tokenizer, model = load_tokenizer(path), load_model(path).eval()
+    """Perplexity of ``path``'s model on the human turns, and its termination decisions, in its chat format
+    (``chat_template``, ``model.chat_template``: a trained export carries its own; an untrained base is readied as
+    training readies it, the end marker a new token with a mean embedding)."""
+    tokenizer, model = load_chat_tokenizer(path, chat_template), load_model(path).eval()
+    fit_model(model, tokenizer)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
-    end_id = tokenizer.convert_tokens_to_ids(END_OF_CONVERSATION)
-    if end_id is None or end_id == tokenizer.unk_token_id:
-        end_id = None  # a model without the end marker never ends a conversation
+    end_id = end_marker_id(tokenizer)
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     from tqdm.auto import tqdm
 
@@ -93,7 +99,7 @@ def score_human_turns(
             continue
         logits = out.logits[0, [s - 1 for s in starts]]
         real = [ids[s] == end_id for s in starts]
-        ending = torch.softmax(logits.float(), -1)[:, end_id] if end_id is not None else torch.zeros(len(starts))
+        ending = torch.softmax(logits.float(), -1)[:, end_id]
         likelier += [(float(p) > 0.5, r) for p, r in zip(ending, real)]
         top += [(int(t) == end_id, r) for t, r in zip(logits.argmax(-1), real)]
         drawn = _draw(logits, sampling, generator)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import ConfigError, PipelineConfig
 from ..layout import RunLayout
+from ..models.base import base_reference, resolve_model
 from ..records import read_records
 from .detector import human_like_ratio
 from .fidelity import bound_text, check_targets, compare_sessions, read_rollout, user_texts
@@ -34,14 +35,15 @@ SESSION_KEYS = (
 
 
 def _models(config: PipelineConfig) -> dict[str, str]:
+    """The simulator and the base it was trained from (``model.base``, or the tiny base), resolved."""
     cfg, layout, models = config.eval, RunLayout(config), {}
-    for role, key, configured, default in (
-        ("simulator", "eval.simulator_model", cfg.simulator_model, "usergpt"),
-        ("base", "eval.simulator_base", cfg.simulator_base, "base"),
+    for role, key, configured, default, made_here in (
+        ("simulator", "eval.simulator_model", cfg.simulator_model, str(layout.model("usergpt")), True),
+        ("base", "eval.simulator_base", cfg.simulator_base, base_reference(config), config.model.base is None),
     ):
-        models[role] = configured or str(layout.model(default))
-        if not configured and not Path(models[role]).exists():
-            raise ConfigError(f"{key}: no model at {models[role]} (train it first, or set {key} to a path or hub id)")
+        if not configured and made_here and not Path(default).exists():
+            raise ConfigError(f"{key}: no model at {default} (train it first, or set {key} to a path or hub id)")
+        models[role] = resolve_model(configured or default, config)
     return models
 
 
@@ -59,7 +61,7 @@ def run_simulator(
     result = {"heldout": heldout, "conversations": len(records), "skipped_rows": dict(skipped)}
     for role, path in models.items():
         result[role] = score_human_turns(
-            path, records, config.train.max_length, config.train.simulator_prompt, sampling
+            path, records, config.train.max_length, config.train.simulator_prompt, sampling, config.model.chat_template
         )
     termination = result["simulator"]["termination"]
     values = {

@@ -21,6 +21,7 @@ import numpy as np
 from ..config import ConfigError, PipelineConfig
 from ..conversation import ASSISTANT, USER, is_end_marker
 from ..layout import RunLayout
+from ..models.base import base_model
 from ..models.tokens import text_token_counter, word_count
 from ..records import read_records
 from ..user_turns import rejection
@@ -35,10 +36,10 @@ def counter(tokenizer: str | None):
 
 
 def stats_counter(config: PipelineConfig):
-    """The counter of ``eval.stats_tokenizer``, else of the run's tiny base model when there is one, else words."""
-    local = RunLayout(config).model("base")
-    tokenizer = config.eval.stats_tokenizer or (str(local) if (local / "tokenizer_config.json").is_file() else None)
-    return counter(tokenizer)
+    """The counter of ``eval.stats_tokenizer``, else of the run's base model when there is one, else words."""
+    base = base_model(config)
+    present = config.model.base is not None or (Path(base) / "tokenizer_config.json").is_file()
+    return counter(config.eval.stats_tokenizer or (base if present else None))
 
 
 def mtld(texts: list[str]) -> float | None:

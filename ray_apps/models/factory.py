@@ -11,6 +11,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 from ..config import PipelineConfig, write_run_config
 from ..errors import InputError
 from ..records import read_records
+from .chat_format import apply_chat_format, chat_format, fit_model
 from .tokenizer import train_tokenizer
 
 
@@ -31,6 +32,7 @@ def run_init_model(config: PipelineConfig, corpus: str | Path, output: str | Pat
             "records)"
         )
     tokenizer = train_tokenizer(texts, spec.vocab_size)
+    apply_chat_format(tokenizer, chat_format(tokenizer, config.model.chat_template))
     torch.manual_seed(config.run.seed)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -46,11 +48,8 @@ def run_init_model(config: PipelineConfig, corpus: str | Path, output: str | Pat
         tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(model_config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id)
+    fit_model(model, tokenizer)  # the stop and pad tokens
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output, safe_serialization=True)

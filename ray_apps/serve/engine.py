@@ -28,6 +28,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     skip_special_tokens: bool = True
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,11 @@ def _sample(logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
     on what else shares the batch.
     """
     params = [s.request.params for s in sequences]
+    if any(p.logit_bias for p in params):
+        logits = logits.clone()
+        for row, p in enumerate(params):
+            for token, bias in p.logit_bias:
+                logits[row, token] += bias
     tokens = [0] * len(sequences)
     greedy = [i for i, p in enumerate(params) if p.temperature == 0]
     rows = [i for i, p in enumerate(params) if p.temperature > 0]

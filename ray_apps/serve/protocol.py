@@ -48,7 +48,6 @@ class APIError(Exception):
 _UNSUPPORTED = {
     "logprobs": (None, False),
     "top_logprobs": (None, 0),
-    "logit_bias": (None, {}),
     "tools": (None, []),
     "functions": (None, []),
     "presence_penalty": (None, 0, 0.0),
@@ -72,6 +71,17 @@ class _Request(BaseModel):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     skip_special_tokens: bool = Field(True, description="vLLM extension: drop special tokens from the text.")
+    logit_bias: dict[int, float] | None = Field(
+        None, description="Token id -> bias (-100 to 100) added to its logit before sampling (100 forces it)."
+    )
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _biases(cls, value: dict[int, float] | None) -> dict[int, float]:
+        value = value or {}
+        if any(not -100 <= bias <= 100 for bias in value.values()):
+            raise ValueError("logit_bias values must be between -100 and 100")
+        return value
 
     @field_validator("stop")
     @classmethod

@@ -203,9 +203,22 @@ class OpenAIRouter:
                 stop=tuple(request.stop),
                 seed=request.seed,
                 skip_special_tokens=request.skip_special_tokens,
+                logit_bias=self._logit_bias(request),
             )
             out.append((ids, params))
         return out
+
+    def _logit_bias(self, request) -> tuple[tuple[int, float], ...]:
+        vocabulary = len(self.tokenizers[request.model])
+        unknown = [token for token in request.logit_bias if not 0 <= token < vocabulary]
+        if unknown:
+            raise APIError(
+                400,
+                f"logit_bias: token ids {unknown[:4]} are not in this model's vocabulary of {vocabulary}",
+                param="logit_bias",
+                code="invalid_value",
+            )
+        return tuple(sorted(request.logit_bias.items()))
 
     async def _events(
         self,

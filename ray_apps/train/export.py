@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..config import TrainConfig
+from ..models.chat_format import fit_model
 from ..models.loading import load_model
 
 MODEL_DIR = "model"
@@ -15,9 +16,11 @@ FINAL_MARKER = "FINAL.json"
 def save_final_model(
     trainer, tokenizer, out: Path, base_model: str, cfg: TrainConfig, rank: int, token_env: str
 ) -> None:
-    """Every rank must call this (ZeRO-3 gathers the weights); rank 0 writes ``out``.
+    """Every rank must call this (ZeRO-3 gathers the weights); rank 0 writes ``out``: the weights, and the
+    tokenizer with the chat template it was trained with and the end marker as one token.
 
-    With LoRA the adapter is merged into the base weights, so the result loads without peft.
+    With LoRA the adapter is merged into the base weights (fitted to the tokenizer first, as for training), so the
+    result loads without peft.
     """
     target = out.parent / "adapter" if cfg.lora.enabled else out
     trainer.save_model(str(target))
@@ -26,7 +29,9 @@ def save_final_model(
     if cfg.lora.enabled:
         from peft import PeftModel
 
-        merged = PeftModel.from_pretrained(load_model(base_model, token_env), str(target)).merge_and_unload()
+        base = load_model(base_model, token_env)
+        fit_model(base, tokenizer)
+        merged = PeftModel.from_pretrained(base, str(target)).merge_and_unload()
         merged.save_pretrained(out, safe_serialization=True)
         shutil.rmtree(target, ignore_errors=True)
     tokenizer.save_pretrained(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import ray.data
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, Result, RunConfig, ScalingConfig
@@ -13,8 +14,11 @@ from ray.train.torch import TorchTrainer
 from ..config import PipelineConfig, write_run_config
 from ..errors import StartError
 from ..layout import PreparedData, RunLayout, split_files
+from ..models.base import base_reference, resolve_model
+from ..models.chat_format import load_chat_tokenizer
 from ..models.loading import load_model_config
 from .export import FINAL_MARKER, MODEL_DIR
+from .format_check import check_training_data
 from .views import Role
 
 OUTPUT_NAMES = {"user": "usergpt", "assistant": "baseline"}
@@ -26,31 +30,28 @@ class TrainError(StartError, ValueError):
 
 def _paths(config: PipelineConfig, role: Role) -> dict[str, str]:
     cfg, layout = config.train, RunLayout(config)
-    base = cfg.base_model or config.model.base or str(layout.model("base"))
     return {
         "data": cfg.data or str(layout.real.root),
-        "model": str(Path(base).resolve()) if Path(base).exists() else base,
+        "model": resolve_model(cfg.base_model or base_reference(config), config),
         "output": cfg.output or str(layout.model(OUTPUT_NAMES[role])),
         "storage": cfg.storage_path or str(layout.ray_train),
     }
 
 
-def _read(data: str, split: str) -> ray.data.Dataset | None:
+def _read(data: str, split: str) -> list[pa.Table]:
     """A split of a dataset directory: `realm prepare` output, or a `realm rollout` output (all ``train``), read by
-    the driver into the object store, one block per file. Every worker then iterates the whole split (it holds it in
+    the driver, one table per file. Every worker then iterates the whole split from the object store (it holds it in
     memory anyway, ``worker.py``): no Ray Data read tasks to start first (``bench/train_start.py``)."""
-    files = split_files(data, split)
-    return ray.data.from_arrow([pq.read_table(f) for f in files]) if files else None
+    return [pq.read_table(f) for f in split_files(data, split)]
 
 
-def _check(
-    config: PipelineConfig, paths: dict, train: ray.data.Dataset | None, evaluation: ray.data.Dataset | None
-) -> None:
+def _check(config: PipelineConfig, role: Role, paths: dict, train: list[pa.Table], evaluation: list[pa.Table]) -> None:
+    """What a worker would find minutes later, found in the driver: data, length and the chat format."""
     cfg = config.train
-    if train is None or train.count() == 0:
+    if not sum(t.num_rows for t in train):
         where = PreparedData(Path(paths["data"])).split("train")
         raise TrainError(f"empty dataset: no training conversations in {where} (run `realm prepare` first)")
-    if cfg.eval_data and evaluation is None:
+    if cfg.eval_data and not evaluation:
         where = PreparedData(Path(cfg.eval_data)).split("eval")
         raise TrainError(f"train.eval_data: no eval split in {where} (a `realm prepare` output)")
     positions = getattr(load_model_config(paths["model"], config.model.hf_token_env), "max_position_embeddings", None)
@@ -58,6 +59,8 @@ def _check(
         raise TrainError(
             f"train.max_length={cfg.max_length} is larger than the model's {positions} positions ({paths['model']})"
         )
+    tokenizer = load_chat_tokenizer(paths["model"], config.model.chat_template, config.model.hf_token_env)
+    check_training_data(tokenizer, train, cfg, role)
 
 
 def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -> dict:
@@ -93,8 +96,11 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
 def _fit(config: PipelineConfig, role: Role, paths: dict, name: str) -> Result:
     cfg = config.train
     train, evaluation = _read(paths["data"], "train"), _read(cfg.eval_data or paths["data"], "eval")
-    _check(config, paths, train, evaluation)
-    datasets = {"train": train, **({"eval": evaluation} if evaluation is not None else {})}
+    _check(config, role, paths, train, evaluation)
+    datasets = {
+        "train": ray.data.from_arrow(train),
+        **({"eval": ray.data.from_arrow(evaluation)} if evaluation else {}),
+    }
     # Ray Train's print patch logs every print of a worker, also those a library captures (dill prints
     # disassembled bytecode to a buffer when datasets fingerprints TRL's functions)
     env = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", **({} if cfg.use_gpu else {"DS_ACCELERATOR": "cpu"})}
@@ -104,6 +110,7 @@ def _fit(config: PipelineConfig, role: Role, paths: dict, name: str) -> Result:
             "train": cfg.model_dump(mode="json"),
             "role": role,
             "model_path": paths["model"],
+            "chat_template": config.model.chat_template,
             "token_env": config.model.hf_token_env,
         },
         scaling_config=ScalingConfig(

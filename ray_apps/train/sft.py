@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
 from ..config import TrainConfig
+from ..models.chat_format import end_marker_id, fit_model
 from ..models.loading import load_model
 
 
@@ -101,6 +102,31 @@ def training_args(cfg: TrainConfig, output_dir: str, world_size: int, use_deepsp
     )
 
 
+def lora_config(cfg: TrainConfig, model, trained_tokens: list[int]):
+    """peft's LoRA config for ``cfg.lora`` (None when it is off). The tokens the chat format added (their embedding
+    rows are new) and the end marker train in full (peft's trainable tokens), the input and output rows both when
+    the model does not tie them: otherwise a LoRA model could not learn to end a session."""
+    if not cfg.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    tokens = trained_tokens
+    if not model.config.get_text_config().tie_word_embeddings:
+        names = {module: name for name, module in model.named_modules()}
+        tokens = {
+            names[model.get_input_embeddings()]: trained_tokens,
+            names[model.get_output_embeddings()]: trained_tokens,
+        }
+    return LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules,
+        trainable_token_indices=tokens,
+        task_type="CAUSAL_LM",
+    )
+
+
 def build_trainer(
     cfg: TrainConfig,
     model_path: str,
@@ -116,17 +142,9 @@ def build_trainer(
     """An SFTTrainer on ``{"messages": [...]}`` rows with loss on the ``assistant`` turns only."""
     args = training_args(cfg, output_dir, world_size, use_deepspeed, evaluation is not None)
     model = load_model(model_path, token_env, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
-    peft_config = None
-    if cfg.lora.enabled:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=cfg.lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
+    rows = model.get_input_embeddings().weight.shape[0]
+    fit_model(model, tokenizer)
+    peft_config = lora_config(cfg, model, sorted({*range(rows, len(tokenizer)), end_marker_id(tokenizer)}))
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -135,6 +153,11 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    head = trainer.model.get_output_embeddings()
+    if peft_config is not None and not hasattr(head, "bias"):
+        # peft's trainable-tokens wrapper of a tied LM head forwards `weight` (merged with the new rows) but not the
+        # head's `bias` (None), which TRL's fused LM head reads
+        head.bias = None
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
     return trainer, counter

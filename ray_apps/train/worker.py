@@ -21,7 +21,7 @@ from ray.train import Checkpoint
 from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
 from ..config import TrainConfig
-from ..models.loading import load_tokenizer
+from ..models.chat_format import load_chat_tokenizer
 from ..records import record_from_row
 from .callbacks import FailOnce, ProgressCallback
 from .export import FINAL_MARKER, MODEL_DIR, save_final_model
@@ -73,7 +73,7 @@ def _train(loop: dict, work: Path) -> None:
     import deepspeed
 
     deepspeed.init_distributed()
-    tokenizer = load_tokenizer(model_path, loop["token_env"])
+    tokenizer = load_chat_tokenizer(model_path, loop["chat_template"], loop["token_env"])
     train = _split("train", role, cfg)
     evaluation = _split("eval", role, cfg)
     trainer, counter = build_trainer(

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from ray_apps.config import DedupConfig, PrepareConfig, SegmentConfig
-from ray_apps.conversation import RecordError, make_record, message
+from ray_apps.conversation import RecordError, make_record, message, simulator_view
 from ray_apps.data import clean
 from ray_apps.data.dedup import find_duplicates, sketch
 from ray_apps.data.language import detect_language
@@ -135,7 +135,7 @@ def test_segments_respect_the_budget_start_with_user_and_keep_system():
     record = rec(*turns, system="Be helpful.")
     cfg = SegmentConfig(max_tokens=150, overhead_tokens=4)
     count = approximate_token_count
-    segments, dropped = segment(record, cfg, count)
+    segments, dropped = segment(record, cfg, count, simulator_prompt="Ask.")
     assert dropped == 0 and len(segments) > 1
     for i, seg in enumerate(segments):
         assert seg["messages"][0] == message("system", "Be helpful.")
@@ -150,19 +150,32 @@ def test_segments_respect_the_budget_start_with_user_and_keep_system():
 def test_a_last_unanswered_user_turn_stays_with_the_exchange_before_it():
     """Alone it would be a segment without an answer: nothing for the assistant to learn, a "thanks" opening."""
     record = rec("question " * 6, "answer " * 12, "Thanks!")
-    budget = SegmentConfig(max_tokens=48, overhead_tokens=4)  # the exchange takes 44 tokens, the thanks 7 more
-    segments, dropped = segment(record, budget, approximate_token_count)
+    # the exchange takes 44 tokens, the thanks 7 more; the user view's prompt and end-marker turn take 18
+    budget = SegmentConfig(max_tokens=66, overhead_tokens=4)
+    segments, dropped = segment(record, budget, approximate_token_count, simulator_prompt="Ask.")
     assert dropped == 0 and len(segments) == 1 and segments[0]["meta"]["ended_naturally"]
     assert [m["content"] for m in segments[0]["messages"]] == [m["content"] for m in record["messages"]]
 
 
 def test_an_exchange_over_budget_is_dropped_and_counted():
     record = rec("short q", "short a", "long " * 500, "long answer", "q3", "a3")
-    segments, dropped = segment(record, SegmentConfig(max_tokens=64), approximate_token_count)
+    segments, dropped = segment(record, SegmentConfig(max_tokens=64), approximate_token_count, simulator_prompt="Ask.")
     assert dropped == 1
     assert [s["messages"][0]["content"] for s in segments] == ["short q", "q3"]
     with pytest.raises(RecordError, match="exchange_over_max_tokens"):
         segment(rec("long " * 500, "a"), SegmentConfig(max_tokens=64), approximate_token_count)
+
+
+def test_segments_fit_the_budget_in_the_simulators_view_too():
+    """UserGPT trains on the user view: the simulator's prompt in place of the system prompt, and the end-marker
+    turn after the last human turn, where the marker would be cut off first."""
+    record = rec(*[f"turn {i} " + "word " * 30 for i in range(10)])  # no system prompt of its own
+    count = approximate_token_count
+    segments, _ = segment(record, SegmentConfig(max_tokens=150, overhead_tokens=4), count)
+    assert len(segments) > 1
+    for seg in segments:
+        view = simulator_view(seg["messages"], end_marker=True)
+        assert sum(count(m["content"]) + 4 for m in view) <= 150
 
 
 def test_a_short_conversation_is_one_segment_with_its_own_id():

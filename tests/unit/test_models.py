@@ -29,7 +29,7 @@ def test_tiny_model_is_a_plain_hugging_face_directory(offline_model_dir):
 
 def test_special_tokens_are_single_tokens(offline_model_dir):
     tokenizer = load_tokenizer(str(offline_model_dir))
-    for token in (END_OF_CONVERSATION, "<|user|>", "<|assistant|>", "<|system|>", tokenizer.eos_token):
+    for token in (END_OF_CONVERSATION, "<|im_start|>", "<|im_end|>", tokenizer.eos_token):
         assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1, token
     # The end marker is text the simulator writes: decoding that drops special tokens keeps it.
     ids = tokenizer("Thanks!" + END_OF_CONVERSATION + tokenizer.eos_token, add_special_tokens=False)["input_ids"]

@@ -140,6 +140,14 @@ def test_sampling_follows_temperature_and_top_p():
     assert frequencies(temperature=1.0) == pytest.approx([0.1, 0.0, 0.6, 0.3], abs=0.03)
     # 0.1 is outside the nucleus
     assert frequencies(temperature=1.0, top_p=0.7) == pytest.approx([0.0, 0.0, 2 / 3, 1 / 3], abs=0.03)
+    # logit_bias shifts a row's logits (100 forces a token; -100 all but bans one), and only that row's
+    assert frequencies(temperature=0, logit_bias=((0, 100.0),)) == [1, 0, 0, 0]
+    assert frequencies(temperature=1.0, logit_bias=((2, -100.0),)) == pytest.approx([0.25, 0.0, 0.0, 0.75], abs=0.03)
+    plain = _Sequence(GenerationRequest([1], SamplingParams(max_tokens=1, temperature=0)), None, frozenset())
+    forced = _Sequence(
+        GenerationRequest([1], SamplingParams(max_tokens=1, temperature=0, logit_bias=((3, 100.0),))), None, frozenset()
+    )
+    assert _sample(torch.cat([logits, logits]), [plain, forced]) == [2, 3]
     broken = _Sequence(GenerationRequest([1], SamplingParams(max_tokens=1, top_p=0.5)), None, frozenset())
     assert _sample(torch.full((1, 4), float("nan")), [broken])[0] in range(4)  # a degenerate row ends, it does not loop
 

@@ -41,6 +41,8 @@ def _chat(**fields):
         (_chat(stop=["a", "b", "c", "d", "e"]), "stop", "invalid_value"),
         (_chat(logprobs=True), "logprobs", "unsupported_parameter"),
         (_chat(presence_penalty=0.5), "presence_penalty", "unsupported_parameter"),
+        (_chat(logit_bias={"5": 101}), "logit_bias", "invalid_value"),
+        (_chat(logit_bias={"a token": 1}), "logit_bias.a token.[key]", "invalid_value"),
     ],
 )
 def test_bad_requests_become_openai_errors_naming_the_parameter(body, param, code):
