@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT, SAMPLE, ray_head, start_tiny_app
+from .helpers import ROOT, SAMPLE, ray_head, smollm2_gguf, start_tiny_app
 from .tiny_pipeline import TinyPipelineJob
 
 sys.path.insert(0, str(SAMPLE))  # make_sample.generate, for corpora made in tests
@@ -42,6 +42,22 @@ def offline_model_dir(tmp_path_factory):
                 pass
     cfg = load_config(None, ["model.init.vocab_size=600", "model.init.max_position_embeddings=256"])
     return run_init_model(cfg, corpus, tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_workdir(tmp_path_factory) -> Path:
+    """A working directory where `model.base=<SmolLM2's GGUF file>` is dequantized already."""
+    return tmp_path_factory.mktemp("smollm2")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(smollm2_workdir) -> Path:
+    """SmolLM2-135M-Instruct, a real pretrained model, dequantized from the wheel's GGUF once for the session (where
+    the working directory ``smollm2_workdir`` keeps it)."""
+    from ray_apps.config import load_config
+    from ray_apps.models.base import base_model
+
+    return Path(base_model(load_config(None, [f"run.workdir={smollm2_workdir}", f"model.base={smollm2_gguf()}"])))
 
 
 @pytest.fixture

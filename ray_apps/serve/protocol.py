@@ -72,7 +72,9 @@ class _Request(BaseModel):
     stream_options: dict[str, Any] | None = None
     skip_special_tokens: bool = Field(True, description="vLLM extension: drop special tokens from the text.")
     logit_bias: dict[int, float] | None = Field(
-        None, description="Token id -> bias (-100 to 100) added to its logit before sampling (100 forces it)."
+        None,
+        validate_default=True,
+        description="Token id -> bias (-100 to 100) added to its logit before sampling (100 forces it).",
     )
 
     @field_validator("logit_bias")

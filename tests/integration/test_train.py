@@ -11,6 +11,7 @@ from ray_apps.config import ConfigError, load_config
 from ray_apps.conversation import END_OF_CONVERSATION, simulator_view
 from ray_apps.layout import RolloutData
 from ray_apps.models import ModelNotFoundError, load_model, load_tokenizer
+from ray_apps.models.chat_format import end_marker_id
 from ray_apps.records import read_records
 from ray_apps.rollout import run_rollout
 from ray_apps.train import TrainError, run_train
@@ -143,7 +144,10 @@ def test_usergpt_on_a_rollouts_output_resumes_when_resubmitted_and_lora_is_merge
     changed = [
         n for (n, p), (_, q) in zip(exported.named_parameters(), base.named_parameters()) if not torch.equal(p, q)
     ]
-    assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
+    # the adapters' layers, and of the embeddings the end marker's row alone (peft's trainable tokens)
+    assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj", "embed_tokens")) for n in changed)
+    rows = (exported.get_input_embeddings().weight != base.get_input_embeddings().weight).any(dim=1)
+    assert rows.nonzero().flatten().tolist() == [end_marker_id(load_tokenizer(metrics["output"]))]
     shutil.rmtree(metrics["output"])
     capsys.readouterr()
     assert run_train(again, "user")["step"] == 4  # a finished run is not trained again: no workers start

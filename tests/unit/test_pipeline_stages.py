@@ -51,3 +51,25 @@ def test_a_rollout_or_training_change_redoes_what_comes_after():
         "train-realm",
         "eval-assistants",
     }
+
+
+AFTER_PREPARE = set(PIPELINE_STAGES) - {"prepare", "init-model"}
+
+
+def test_another_base_model_or_chat_format_redoes_the_training_and_what_follows(tmp_path):
+    llama, qwen = _fingerprints("model.base=/models/llama"), _fingerprints("model.base=/models/qwen")
+    assert list(llama) == [s for s in PIPELINE_STAGES if s != "init-model"]  # a given base needs no tiny model
+    assert {name for name in llama if llama[name] != qwen[name]} == AFTER_PREPARE
+    vicuna = _fingerprints("model.base=/models/llama", "model.chat_template=vicuna")
+    assert {name for name in llama if llama[name] != vicuna[name]} == AFTER_PREPARE
+    # a GGUF file is known by its bytes: the same path with other weights trains again
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF one")
+    before = _fingerprints(f"model.base={gguf}")
+    gguf.write_bytes(b"GGUF two")
+    after = _fingerprints(f"model.base={gguf}")
+    assert {name for name in before if before[name] != after[name]} == AFTER_PREPARE
+
+
+def test_the_simulators_prompt_redoes_the_prepared_segments():
+    assert _redone("train.simulator_prompt='You are a curious student.'") == set(PIPELINE_STAGES)

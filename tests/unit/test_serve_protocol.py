@@ -61,6 +61,7 @@ def test_good_requests_get_openai_defaults():
     chat = parse_request(
         _chat(stop="END", stream=True, stream_options={"include_usage": True}, user="u1", logprobs=False), ChatRequest
     )
+    assert chat.logit_bias == {} and parse_request(_chat(logit_bias={"7": -5}), ChatRequest).logit_bias == {7: -5.0}
     assert (chat.stop, chat.n, chat.temperature, chat.top_p, chat.max_tokens, chat.include_usage) == (
         ["END"],
         1,

@@ -1,0 +1,192 @@
+"""A model's chat format on a real pretrained tokenizer (SmolLM2-135M-Instruct, dequantized from its GGUF once per
+session): which format `auto` picks, the loss masks of both training views token by token, the end marker as one
+token, the driver's checks failing with the key to change, the model's new rows, and the GGUF conversion."""
+
+import json
+import shutil
+
+import pyarrow as pa
+import pytest
+import torch
+
+from ray_apps.config import ConfigError, TrainConfig
+from ray_apps.conversation import END_OF_CONVERSATION
+from ray_apps.models import load_model, load_tokenizer
+from ray_apps.models.base import base_identity, dequantize_gguf, file_hash
+from ray_apps.models.chat_format import (
+    CHATML,
+    VICUNA,
+    apply_chat_format,
+    chat_format,
+    end_marker_id,
+    end_of_turn_id,
+    fit_model,
+    load_chat_tokenizer,
+)
+from ray_apps.records import PARQUET_SCHEMA, parquet_row
+from ray_apps.train.format_check import check_training_data, check_view
+from ray_apps.train.views import training_messages
+
+from ..helpers import ROOT, smollm2_gguf
+
+RECORD = {
+    "id": "c1",
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "How do I remove duplicates from a list in Python?"},
+        {"role": "assistant", "content": "Use `list(dict.fromkeys(items))`: it keeps the order."},
+        {"role": "user", "content": "Thanks! And for a tuple?"},
+        {"role": "assistant", "content": "Convert it: `tuple(dict.fromkeys(t))`."},
+    ],
+    "meta": {"ended_naturally": True},
+}
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_dir):
+    return load_chat_tokenizer(str(smollm2_dir))
+
+
+@pytest.fixture(scope="module")
+def templateless_dir(smollm2_dir, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("base")
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json"):
+        shutil.copy(smollm2_dir / name, directory / name)
+    return directory
+
+
+@pytest.fixture
+def templateless(templateless_dir):
+    """The same tokenizer with its chat template removed: a base model (a fresh copy: the tests change it)."""
+    tokenizer = load_tokenizer(str(templateless_dir))
+    assert tokenizer.chat_template is None
+    return tokenizer
+
+
+def _expected_tokens(tokenizer, messages, closing: str, space: str = "") -> list[int]:
+    """The token ids a model should learn in ``messages``: each assistant turn's text and the token closing it."""
+    ids = []
+    for m in messages:
+        if m["role"] == "assistant":
+            ids += tokenizer(space + m["content"] + closing, add_special_tokens=False).input_ids
+    return ids
+
+
+@pytest.mark.parametrize("view", ["assistant", "user"])
+def test_auto_picks_chatml_for_smollm2_and_masks_exactly_the_trained_turns(smollm2, view):
+    assert chat_format(smollm2).name == "own"  # the readied tokenizer carries ChatML with its generation marks
+    assert smollm2.chat_template == CHATML
+    messages = training_messages(RECORD, view)
+    out = smollm2.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
+    ids, mask = out["input_ids"], out["assistant_masks"]
+    assert [t for t, m in zip(ids, mask) if m] == _expected_tokens(smollm2, messages, "<|im_end|>")
+    # everything else, the role headers and the newline after each <|im_end|> among it, is context
+    unmasked = smollm2.decode([t for t, m in zip(ids, mask) if not m])
+    assert unmasked.count("<|im_start|>") == len(messages)
+    if view == "user":
+        assert messages[-1]["content"] == END_OF_CONVERSATION and ids.count(end_marker_id(smollm2)) == 1
+    check_view(smollm2, messages, view)
+
+
+def test_auto_reads_smollm2s_own_template_as_chatml(smollm2_dir):
+    own = load_tokenizer(str(smollm2_dir))
+    assert "SmolLM" in own.chat_template  # its own template adds a default system prompt, with no generation marks
+    assert chat_format(own).name == "chatml"
+
+
+def test_the_end_marker_is_one_added_token_that_decoding_keeps(smollm2, smollm2_dir):
+    base = load_tokenizer(str(smollm2_dir))
+    assert len(base(END_OF_CONVERSATION, add_special_tokens=False).input_ids) == 7  # word pieces before
+    marker = end_marker_id(smollm2)
+    assert marker == len(base) and len(smollm2) == len(base) + 1  # one new token, nothing else
+    ids = smollm2("Thanks!" + END_OF_CONVERSATION + "<|im_end|>", add_special_tokens=False).input_ids
+    assert smollm2.decode(ids, skip_special_tokens=True) == "Thanks!" + END_OF_CONVERSATION
+    assert smollm2.convert_ids_to_tokens(end_of_turn_id(smollm2)) == "<|im_end|>"
+
+
+@pytest.mark.parametrize("view", ["assistant", "user"])
+def test_a_model_without_a_template_trains_with_vicuna(templateless, view):
+    fmt = chat_format(templateless)
+    assert fmt.name == "vicuna"
+    tokenizer = apply_chat_format(templateless, fmt)
+    messages = training_messages(RECORD, view)
+    out = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
+    text = tokenizer.decode(out["input_ids"])
+    assert "USER: " in text and "ASSISTANT: " in text and tokenizer.eos_token in text
+    marked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    assert marked == _expected_tokens(tokenizer, messages, tokenizer.eos_token, space=" ")
+    check_view(tokenizer, messages, view)  # the generation prompt "ASSISTANT:" is a token prefix of every answer
+
+
+def test_a_chosen_format_or_file_overrides_auto_and_a_bad_choice_names_the_key(templateless, tmp_path):
+    assert chat_format(templateless, "chatml").template == CHATML
+    assert chat_format(templateless, "vicuna").template == VICUNA
+    jinja = tmp_path / "mine.jinja"
+    jinja.write_text(CHATML)
+    assert chat_format(templateless, str(jinja)).name == str(jinja)
+    jinja.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    with pytest.raises(ConfigError, match=r"model.chat_template: .* marks no \{% generation %\}"):
+        chat_format(templateless, str(jinja))
+    with pytest.raises(ConfigError, match="model.chat_template: 'llama9' is neither .* auto, chatml, vicuna"):
+        chat_format(templateless, "llama9")
+    templateless.chat_template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    with pytest.raises(ConfigError, match="model.chat_template: auto found no training template .* chatml, vicuna"):
+        chat_format(templateless)
+
+
+def test_the_driver_check_fails_naming_the_key_on_a_template_that_never_stops(templateless, smollm2):
+    # the generation block holds the answer but not the <|im_end|> after it
+    never_stops = CHATML.replace(
+        "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}",
+        "{% generation %}{{ message['content'] }}{% endgeneration %}{{ '<|im_end|>' }}",
+    )
+    assert never_stops != CHATML
+    tokenizer = apply_chat_format(templateless, chat_format(templateless, "chatml"))
+    tokenizer.chat_template = never_stops
+    with pytest.raises(ConfigError, match="model.chat_template: .* would never stop"):
+        check_view(tokenizer, training_messages(RECORD, "user"), "user")
+    # an answer whose header the generation prompt lacks: the prompt is no prefix of the conversation
+    tokenizer.chat_template = CHATML.replace("'<|im_start|>assistant\n'", "'<|im_start|>bot\n'")
+    assert tokenizer.chat_template != CHATML
+    with pytest.raises(ConfigError, match="generation prompt of turn 2 is not a token prefix"):
+        check_view(tokenizer, training_messages(RECORD, "assistant"), "assistant")
+
+
+def test_the_driver_check_measures_the_longest_conversation_in_the_trained_view(smollm2):
+    long = {**RECORD, "id": "long", "messages": RECORD["messages"] + RECORD["messages"][1:] * 3}
+    table = pa.Table.from_pylist([parquet_row(RECORD), parquet_row(long)], schema=PARQUET_SCHEMA)
+    user_view, assistant_view = (
+        len(smollm2.apply_chat_template(training_messages(long, view), return_dict=True)["input_ids"])
+        for view in ("user", "assistant")
+    )
+    assert user_view > assistant_view  # the simulator's prompt is longer than "Be brief."
+    check_training_data(smollm2, [table], TrainConfig(max_length=user_view), "user")
+    check_training_data(smollm2, [table], TrainConfig(max_length=assistant_view), "assistant")
+    with pytest.raises(ConfigError, match=f"train.max_length={assistant_view}: conversation long is {user_view}"):
+        check_training_data(smollm2, [table], TrainConfig(max_length=assistant_view), "user")
+
+
+def test_the_model_gets_a_mean_row_for_the_marker_and_stops_at_the_end_of_a_turn(smollm2_dir, smollm2):
+    model = load_model(str(smollm2_dir))
+    rows = model.get_input_embeddings().weight.detach().clone()
+    fit_model(model, smollm2)
+    grown = model.get_input_embeddings().weight.detach()
+    assert grown.shape[0] == len(smollm2) == rows.shape[0] + 1 and torch.equal(grown[:-1], rows)
+    mean, spread = rows.mean(0), rows.std(0).mean()
+    assert (grown[-1] - mean).norm() < (rows[0] - mean).norm() + 3 * spread * rows.shape[1] ** 0.5
+    assert model.get_output_embeddings().weight.shape[0] == len(smollm2)  # tied: the head grew with it
+    assert end_of_turn_id(smollm2) in model.generation_config.eos_token_id
+
+
+def test_a_gguf_file_is_dequantized_once_and_known_by_its_hash(smollm2_dir, tmp_path):
+    gguf = smollm2_gguf()
+    assert smollm2_dir.name == f"{gguf.stem}-{file_hash(gguf)}"
+    assert json.loads((smollm2_dir / "config.json").read_text())["model_type"] == "llama"
+    assert "quantization_config" not in json.loads((smollm2_dir / "config.json").read_text())
+    made = (smollm2_dir / "model.safetensors").stat().st_mtime_ns
+    assert dequantize_gguf(gguf, smollm2_dir.parent) == smollm2_dir  # found, not converted again
+    assert (smollm2_dir / "model.safetensors").stat().st_mtime_ns == made
+    from ray_apps.config import load_config
+
+    config = load_config(ROOT / "configs/tiny.yaml", [f"model.base={gguf}"])
+    assert base_identity(config) == f"gguf:{file_hash(gguf)}"
