@@ -77,9 +77,9 @@ class ChatFormat:
     tokens: tuple[str, ...] = ()  # tokens the template needs in the vocabulary
 
 
-def _render(tokenizer, template: str, messages=_PROBE) -> str | None:
+def _render(tokenizer, template: str) -> str | None:
     try:
-        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+        return tokenizer.apply_chat_template(_PROBE, chat_template=template, tokenize=False)
     except Exception:  # a template that rejects the probe is not the same format
         return None
 

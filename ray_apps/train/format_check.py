@@ -4,7 +4,7 @@ otherwise find minutes later, or never (a model trained on the wrong tokens).
 On one prepared conversation, in both training views: the loss mask is not empty and covers exactly the trained
 turns, each with the token that closes it; every generation prompt renders as a token prefix of the conversation
 that continues it (what is served is what was trained). On the longest conversations: each fits ``train.max_length``
-in the view that is trained.
+in the user view, where the end marker comes last.
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ def _longest(tables: list[pa.Table], n: int) -> list[dict]:
 
 
 def check_training_data(tokenizer, tables: list[pa.Table], cfg: TrainConfig, role: Role) -> None:
-    """Both views of one conversation, and the longest conversations' length in the view of ``role``."""
+    """Both views of one conversation, and the longest conversations' length in the view of ``role``: in the user
+    view a conversation longer than ``train.max_length`` would lose its end, where the end marker is (an error);
+    in the assistant view it loses the end of its last answer (said, not an error: a rollout's sessions are not
+    segmented, and ``rollout.context_tokens`` may allow longer ones)."""
     longest = [record_from_row(row) for row in _longest(tables, LONGEST)]
     sample = next((r for r in longest if sum(m["role"] == "assistant" for m in r["messages"]) >= 1), None)
     if sample is None:
@@ -90,12 +93,21 @@ def check_training_data(tokenizer, tables: list[pa.Table], cfg: TrainConfig, rol
     ended = {**sample, "meta": {**sample["meta"], "ended_naturally": True}}  # the user view with its end marker
     for view in ("assistant", "user"):
         check_view(tokenizer, training_messages(ended, view, cfg.end_marker, cfg.simulator_prompt), view)
-    for record in longest:
-        messages = training_messages(record, role, cfg.end_marker, cfg.simulator_prompt)
-        length = len(_encode(tokenizer, messages)[0])
-        if length > cfg.max_length:
-            raise ConfigError(
-                f"train.max_length={cfg.max_length}: conversation {record['id']} is {length} tokens in the {role} "
-                "view, and its end would be cut off; raise train.max_length, or prepare again with a smaller "
-                "prepare.segment.max_tokens (and prepare.segment.tokenizer set to this model)"
-            )
+    lengths = {
+        record["id"]: len(_encode(tokenizer, training_messages(record, role, cfg.end_marker, cfg.simulator_prompt))[0])
+        for record in longest
+    }
+    over = {rid: length for rid, length in lengths.items() if length > cfg.max_length}
+    if over and role == "user":
+        rid, length = max(over.items(), key=lambda item: item[1])
+        raise ConfigError(
+            f"train.max_length={cfg.max_length}: conversation {rid} is {length} tokens in the user view, and its "
+            "end would be cut off; raise train.max_length, or prepare again with a smaller "
+            "prepare.segment.max_tokens (and prepare.segment.tokenizer set to this model)"
+        )
+    if over:
+        print(
+            f"[train {role}] {len(over)} of the {len(lengths)} longest conversations are longer than "
+            f"train.max_length={cfg.max_length} (up to {max(over.values())} tokens): their last turns are cut there",
+            flush=True,
+        )

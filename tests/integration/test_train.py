@@ -145,7 +145,9 @@ def test_usergpt_on_a_rollouts_output_resumes_when_resubmitted_and_lora_is_merge
         n for (n, p), (_, q) in zip(exported.named_parameters(), base.named_parameters()) if not torch.equal(p, q)
     ]
     # the adapters' layers, and of the embeddings the end marker's row alone (peft's trainable tokens)
-    assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj", "embed_tokens")) for n in changed)
+    assert changed and all(
+        any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj", "embed_tokens")) for n in changed
+    )
     rows = (exported.get_input_embeddings().weight != base.get_input_embeddings().weight).any(dim=1)
     assert rows.nonzero().flatten().tolist() == [end_marker_id(load_tokenizer(metrics["output"]))]
     shutil.rmtree(metrics["output"])

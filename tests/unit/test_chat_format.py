@@ -152,7 +152,7 @@ def test_the_driver_check_fails_naming_the_key_on_a_template_that_never_stops(te
         check_view(tokenizer, training_messages(RECORD, "assistant"), "assistant")
 
 
-def test_the_driver_check_measures_the_longest_conversation_in_the_trained_view(smollm2):
+def test_the_driver_check_measures_the_longest_conversation_in_the_trained_view(smollm2, capsys):
     long = {**RECORD, "id": "long", "messages": RECORD["messages"] + RECORD["messages"][1:] * 3}
     table = pa.Table.from_pylist([parquet_row(RECORD), parquet_row(long)], schema=PARQUET_SCHEMA)
     user_view, assistant_view = (
@@ -162,8 +162,14 @@ def test_the_driver_check_measures_the_longest_conversation_in_the_trained_view(
     assert user_view > assistant_view  # the simulator's prompt is longer than "Be brief."
     check_training_data(smollm2, [table], TrainConfig(max_length=user_view), "user")
     check_training_data(smollm2, [table], TrainConfig(max_length=assistant_view), "assistant")
+    assert not capsys.readouterr().out
     with pytest.raises(ConfigError, match=f"train.max_length={assistant_view}: conversation long is {user_view}"):
         check_training_data(smollm2, [table], TrainConfig(max_length=assistant_view), "user")
+    # in the assistant view only the last answer's end is lost (a rollout's sessions are not segmented): said
+    check_training_data(smollm2, [table], TrainConfig(max_length=assistant_view - 1), "assistant")
+    assert f"1 of the 2 longest conversations are longer than train.max_length={assistant_view - 1}" in (
+        capsys.readouterr().out
+    )
 
 
 def test_the_model_gets_a_mean_row_for_the_marker_and_stops_at_the_end_of_a_turn(smollm2_dir, smollm2):
