@@ -27,7 +27,7 @@ from ray_apps.train import run_train
 
 from ..helpers import ROOT, SAMPLE, free_port, smollm2_gguf
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # minutes of training: `make test` only
 
 TRAIN = [
     "train.max_length=256",
