@@ -209,6 +209,8 @@ class OpenAIRouter:
         return out
 
     def _logit_bias(self, request) -> tuple[tuple[int, float], ...]:
+        if not request.logit_bias:
+            return ()
         vocabulary = len(self.tokenizers[request.model])
         unknown = [token for token in request.logit_bias if not 0 <= token < vocabulary]
         if unknown:

@@ -196,3 +196,40 @@ def test_a_gguf_file_is_dequantized_once_and_known_by_its_hash(smollm2_dir, tmp_
 
     config = load_config(ROOT / "configs/tiny.yaml", [f"model.base={gguf}"])
     assert base_identity(config) == f"gguf:{file_hash(gguf)}"
+
+
+def test_auto_takes_trls_training_template_for_a_family_trl_patches(templateless):
+    from trl.chat_template_utils import qwen2_5_chat_template, qwen2_5_training_chat_template
+
+    templateless.chat_template = qwen2_5_chat_template  # as a Qwen2.5 tokenizer ships it: no generation marks
+    fmt = chat_format(templateless)
+    assert (fmt.name, fmt.template) == ("trl", qwen2_5_training_chat_template)
+    tokenizer = apply_chat_format(templateless, fmt)
+    check_view(tokenizer, training_messages(RECORD, "user"), "user")
+
+
+def test_lora_trains_the_markers_rows_of_an_untied_head_too():
+    """A model whose output head is not its input embedding (LLaMA-2 and most large models): the end marker's row
+    trains in both, or a LoRA simulator could read the marker but never write it."""
+    from peft import get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ray_apps.train.sft import lora_config
+
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    )
+    config.tie_word_embeddings = False
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    before = {n: model.get_submodule(n).weight.detach().clone() for n in ("model.embed_tokens", "lm_head")}
+    cfg = TrainConfig.model_validate({"lora": {"enabled": True}})
+    peft_model = get_peft_model(model, lora_config(cfg, model, [63]))
+    optimizer = torch.optim.SGD([p for p in peft_model.parameters() if p.requires_grad], lr=1.0)
+    ids = torch.tensor([[1, 2, 63, 3, 63]])
+    peft_model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    merged = peft_model.merge_and_unload()
+    for name, rows in before.items():
+        changed = (merged.get_submodule(name).weight != rows).any(dim=1)
+        assert changed.nonzero().flatten().tolist() == [63], name
