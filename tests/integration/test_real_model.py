@@ -27,7 +27,7 @@ from ray_apps.train import run_train
 
 from ..helpers import ROOT, SAMPLE, free_port, smollm2_gguf
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # minutes of training: `make test` only
+pytestmark = pytest.mark.integration
 
 TRAIN = [
     "train.max_length=256",
@@ -77,9 +77,11 @@ def _config(workdir, *overrides):
 
 
 @pytest.fixture(scope="module")
-def trained(ray_session, smollm2_workdir, real_data, templateless, tmp_path_factory):
+def trained(ray_session, smollm2_workdir, real_data, templateless, tmp_path_factory, pipeline_run):
     """UserGPT (LoRA, ZeRO-2) from the GGUF file, and an assistant (all weights, ZeRO-0) from the template-less
-    copy; their exported directories."""
+    copy; their exported directories. After the session's tiny job (``pipeline_run``: so these tests are `slow` and
+    run last): two trainings of a 135M model beside it on 2 cores starved it, and its rollout, which the job
+    stops part-way on purpose, finished before the stop in a fresh clone's run."""
     out = tmp_path_factory.mktemp("real-trained")
     common = [f"train.data={real_data}", f"train.storage_path={out / 'storage'}", *TRAIN]
     usergpt = run_train(
