@@ -168,7 +168,8 @@ def test_a_next_turn_reuses_the_cached_prefix_and_decodes_the_same(offline_model
         batch.step()
     answer = engine.tokenizer(_alone(engine, first, 20), add_special_tokens=False).input_ids
     follow_up = engine.tokenizer(
-        "\n<|user|>\nAnd in reverse order?<|end|>\n<|assistant|>\n", add_special_tokens=False
+        "<|im_end|>\n<|im_start|>user\nAnd in reverse order?<|im_end|>\n<|im_start|>assistant\n",
+        add_special_tokens=False,
     ).input_ids
     second = first + answer + follow_up  # the session so far, resent as the next prompt
     texts, _ = _drain(
@@ -181,7 +182,9 @@ def test_a_next_turn_reuses_the_cached_prefix_and_decodes_the_same(offline_model
 def test_next_turns_of_several_sessions_join_in_one_prefill_and_decode_as_alone(offline_model_dir, monkeypatch):
     engine = HFEngine(str(offline_model_dir), prefix_cache_mb=64)
     monkeypatch.setattr(engine, "stop_ids", frozenset())
-    follow_up = engine.tokenizer("\n<|user|>\nWhy?<|end|>\n<|assistant|>\n", add_special_tokens=False).input_ids
+    follow_up = engine.tokenizer(
+        "<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False
+    ).input_ids
 
     def next_turn(prompt, max_tokens):
         return (
