@@ -6,16 +6,7 @@ import hashlib
 from collections.abc import Callable
 
 from ..config import SegmentConfig
-from ..conversation import (
-    ASSISTANT,
-    END_OF_CONVERSATION,
-    SIMULATOR_SYSTEM_PROMPT,
-    SYSTEM,
-    USER,
-    RecordError,
-    make_record,
-    message,
-)
+from ..conversation import SIMULATOR_SYSTEM_PROMPT, SYSTEM, USER, RecordError, make_record, simulator_view
 
 
 def segment(
@@ -37,7 +28,8 @@ def segment(
     def cost(messages: list[dict]) -> int:
         return sum(count(m["content"]) + cfg.overhead_tokens for m in messages)
 
-    user_view = [message(SYSTEM, simulator_prompt), message(ASSISTANT, END_OF_CONVERSATION)]
+    # what the user view puts in place of the system prompt: the simulator's prompt and the end-marker turn
+    user_view = simulator_view([], system_prompt=simulator_prompt, end_marker=True)
     budget = cfg.max_tokens - max(cost(system), cost(user_view))
     body = messages[len(system) :]
     exchanges = [body[i : i + 2] for i in range(0, len(body), 2)]  # starts with user, alternates

@@ -37,9 +37,11 @@ def counter(tokenizer: str | None):
 
 def stats_counter(config: PipelineConfig):
     """The counter of ``eval.stats_tokenizer``, else of the run's base model when there is one, else words."""
+    if config.eval.stats_tokenizer:
+        return counter(config.eval.stats_tokenizer)
     base = base_model(config)
     present = config.model.base is not None or (Path(base) / "tokenizer_config.json").is_file()
-    return counter(config.eval.stats_tokenizer or (base if present else None))
+    return counter(base if present else None)
 
 
 def mtld(texts: list[str]) -> float | None:
