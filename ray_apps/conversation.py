@@ -215,6 +215,16 @@ SIMULATOR_SYSTEM_PROMPT = (
 )
 
 
+#: The persona of a *prompted* simulator (an instruct model told to play the user, as UltraChat and Baize made
+#: their data), the baseline a trained simulator is compared with (``rollout.compare_with``).
+PROMPTED_USER_PROMPT = (
+    "You are a person chatting with an AI assistant; you are not the assistant. Write only your own next message "
+    "to it, the way people type: usually a short question about something you want to know, or a follow-up on its "
+    f"last answer. Never answer questions or offer help. When you have what you need, reply with {END_OF_CONVERSATION} "
+    "and nothing else."
+)
+
+
 def simulator_view(
     messages: list[Mapping[str, str]], *, system_prompt: str = SIMULATOR_SYSTEM_PROMPT, end_marker: bool = False
 ) -> list[dict[str, str]]:

@@ -5,6 +5,7 @@
     <workdir>/real/        `realm prepare`: parquet/{train,eval}/, jsonl/{train,eval}/, rejects.jsonl, summary.json
     <workdir>/models/<n>/  base (init-model), usergpt, baseline, realm (train)
     <workdir>/realchat/    `realm rollout` (or rollout.output): data/sessions.{parquet,jsonl}, shards/, ...
+    <workdir>/realchat-prompted/   the prompted simulator's rollout (rollout.compare_with; or its output)
     <workdir>/eval/        `realm eval` (or eval.output): <benchmark>/ (FastChat layout), stats/, simulator.json
     <workdir>/ray_train/   Ray Train runs (or train.storage_path)
     <workdir>/stages/, manifest.json, report/   `realm pipeline`
@@ -61,6 +62,8 @@ class RunLayout:
         self.root = Path(config.run.workdir).resolve()
         self.real = PreparedData(self.root / "real")
         self.realchat = RolloutData(config.rollout.output or self.root / "realchat")
+        prompted = config.rollout.compare_with
+        self.prompted = RolloutData((prompted and prompted.output) or self.root / "realchat-prompted")
         self.eval = Path(config.eval.output) if config.eval.output else self.root / "eval"
         self.heldout = self.real.split("eval")  # real conversations no model trained on
         self.stats, self.simulator = self.eval / "stats", self.eval / "simulator.json"

@@ -1,8 +1,10 @@
 """`realm pipeline`: every stage in order under one working directory, each skipped once complete.
 
 prepare -> init-model (tiny preset) -> train usergpt -> train baseline -> rollout (the simulator
-and the assistant served by Ray Serve, unless hosted) -> eval simulator (real vs simulated, the
-simulator's fidelity) -> train realm -> eval assistants (benchmark answers, the judge) -> report.
+and the assistant served by Ray Serve, unless hosted) -> rollout-prompted (with rollout.compare_with:
+an instruct model prompted to play the user, against the same assistant) -> eval simulator (real vs
+simulated, the simulators' fidelity) -> train realm -> eval assistants (benchmark answers, the judge)
+-> report.
 
 A stage's fingerprint hashes the config sections it reads (a train stage: its own model's training
 keys, ``train.models`` applied) and the fingerprints of the stages it reads from. Its state lives
@@ -96,6 +98,7 @@ def run_pipeline(config: PipelineConfig, workdir: str | None = None) -> Path:
 
 def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
     from .data import run_prepare
+    from .data.prepare import segment_tokenizer
     from .models import run_init_model
 
     real, base, realchat = layout.real.root, layout.model("base"), layout.realchat.root
@@ -106,8 +109,12 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
             (),
             (real,),
             lambda _: run_prepare(config, output=str(real)),
-            # the split's seed; the simulator's prompt takes room in every segment's user view
-            {"seed": config.run.seed, "simulator_prompt": config.train.simulator_prompt},
+            # the split's seed; the simulator's prompt takes room in every segment's user view; the tokens counted
+            {
+                "seed": config.run.seed,
+                "simulator_prompt": config.train.simulator_prompt,
+                "tokenizer": base_identity(config, tokenizer) if (tokenizer := segment_tokenizer(config)) else None,
+            },
         )
     ]
     if config.model.base is None:
@@ -126,15 +133,20 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
         _train_stage(config, layout, "baseline", "assistant", real, model_stage),
         Stage(
             "rollout",
-            ("rollout",),
+            (),
             ("train-usergpt", "train-baseline"),
             (realchat,),
             lambda _: _rollout(config, realchat),
+            {"rollout": config.rollout.model_dump(mode="json", exclude={"compare_with"})},
         ),
+    ]
+    if config.rollout.compare_with:
+        stages.append(_prompted_rollout_stage(config, layout, model_stage))
+    stages += [
         Stage(
             "eval-simulator",
             ("model",),  # the base scored next to the simulator, in the chat format
-            ("rollout",),
+            ("rollout", "rollout-prompted") if config.rollout.compare_with else ("rollout",),
             (layout.stats, layout.simulator),
             lambda _: _evaluate_simulator(config, layout),
             {
@@ -154,6 +166,25 @@ def _stages(config: PipelineConfig, layout: RunLayout) -> list[Stage]:
         ),
     ]
     return stages
+
+
+def _prompted_rollout_stage(config: PipelineConfig, layout: RunLayout, model_stage: tuple[str, ...]) -> Stage:
+    """The prompted simulator's rollout (``rollout.compare_with``): the same assistant, sessions and seeds."""
+    prompted = config.model_copy(update={"rollout": config.rollout.prompted()})
+    cfg = prompted.rollout
+    trained = {"usergpt": "train-usergpt", "baseline": "train-baseline"}  # the models it may talk to made here
+    after = model_stage + tuple(
+        trained[m] for m in dict.fromkeys((cfg.user.model, cfg.assistant.model)) if m in trained
+    )
+    output = layout.prompted.root
+    return Stage(
+        "rollout-prompted",
+        (),
+        after,
+        (output,),
+        lambda _: _rollout(prompted, output),
+        {"rollout": cfg.model_dump(mode="json"), "base": base_identity(config)},
+    )
 
 
 def _train_stage(
@@ -203,9 +234,11 @@ def _evaluate_simulator(config: PipelineConfig, layout: RunLayout) -> dict:
     """Real vs simulated sessions and the simulator's fidelity figures."""
     from . import eval as evaluation
 
-    real, simulated = layout.real.split("train"), layout.realchat.data
+    datasets = {"real": layout.real.split("train"), "simulated": layout.realchat.data}
+    if config.rollout.compare_with:
+        datasets["prompted"] = layout.prompted.data
     return {
-        "stats": evaluation.run_stats(config, [str(real), str(simulated)], ["real", "simulated"], str(layout.stats)),
+        "stats": evaluation.run_stats(config, [str(d) for d in datasets.values()], list(datasets), str(layout.stats)),
         "simulator": evaluation.run_simulator(config, str(layout.simulator)),
     }
 

@@ -31,7 +31,7 @@ def _training(results: dict) -> Section:
     return Section("Training", ["model", "steps", "eval loss before", "eval loss after", "exported to"], rows)
 
 
-def _rollout(r: dict) -> Section:
+def _rollout(r: dict, title: str = "Rollout (simulated sessions)") -> Section:
     usage = r.get("usage", {})
     rows = [
         ["seeds", r["seeds"]],
@@ -39,10 +39,11 @@ def _rollout(r: dict) -> Section:
         ["failures", r["failures"]],
         ["mean user turns", r["mean_user_turns"]],
         *[[f"{role} completion tokens", u.get("completion_tokens")] for role, u in usage.items()],
+        ["completion tokens per second", r.get("completion_tokens_per_second")],
         ["stop reasons", ", ".join(f"{k} {v}" for k, v in r["stop_reasons"].items())],
         ["failure reasons", ", ".join(f"{k} {v}" for k, v in r["failure_reasons"].items()) or "none"],
     ]
-    return Section("Rollout (simulated sessions)", ["", "value"], rows)
+    return Section(title, ["", "value"], rows)
 
 
 def _stats(stats: dict, stats_dir: Path, here: Path) -> Section:
@@ -141,6 +142,79 @@ def _fidelity(sim: dict) -> Section:
     return Section("User simulator fidelity", ["figure", "real", "simulated", "ratio", "target", "met"], table, text)
 
 
+def _comparison(sim: dict) -> Section:
+    """Real people, the trained simulator and the prompted one, figure by figure; which simulator is closer."""
+    prompted = sim["prompted"]
+    model = Path(prompted.get("weights") or prompted["model"]).name
+    rows = []
+    for row in sim["comparison"]:
+        target, met = row["target"], row["met"] or {}
+        rows.append(
+            [
+                row["meaning"],
+                row["real"],
+                row["trained"],
+                row["prompted"],
+                f"{target['key']} {bound_text(target)}" if target else "",
+                ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in met.items()),
+                row["closer"] or "—",
+            ]
+        )
+    closer = {
+        name: [r["meaning"] for r in sim["comparison"] if r["closer"] == name] for name in ("trained", "prompted")
+    }
+    judged = sum(len(v) for v in closer.values())
+    text = [
+        f"The trained simulator (UserGPT) against {model} as it is, prompted to play the user with the "
+        f"persona “{prompted['persona']}”, both talking to the same assistant; each model scored in its own chat "
+        "format (the prompted one ends by writing the end marker it was told to write). Ratios and rates compare "
+        "with the real training split, perplexity and termination with the held-out conversations.",
+        f"Shown by this run: the trained simulator is closer to the real people on {len(closer['trained'])} of "
+        f"{judged} figures ({', '.join(closer['trained']) or 'none'}), the prompted one on "
+        f"{len(closer['prompted'])} ({', '.join(closer['prompted']) or 'none'}). Not shown: that it holds beyond this "
+        f"model ({model}), corpus and size, nor which assistant answers better: that needs a judge (eval.judge: "
+        "MT-Bench pairwise answers of ReaLM vs the baseline).",
+    ]
+    return Section(
+        "Trained vs prompted simulator",
+        ["figure", "real", "trained", "prompted", "target", "met", "closer"],
+        rows,
+        text,
+    )
+
+
+def _turns(record: dict | None, width: int = 160) -> list[str]:
+    if record is None:
+        return []
+    out = []
+    for m in record["messages"]:
+        text = " ".join(m["content"].split()).replace("|", "/")
+        out.append(f"{m['role']}: {text[:width]}{'…' if len(text) > width else ''}")
+    return out
+
+
+def _side_by_side(layout: RunLayout, sessions: int = 3) -> Section:
+    """The first sessions of the real people (held out), the trained simulator and the prompted one, turn by turn."""
+    from .records import read_records
+
+    columns = {
+        "real (held out)": read_records(layout.heldout)[0][:sessions],
+        "trained": read_records(layout.realchat.data)[0][:sessions],
+        "prompted": read_records(layout.prompted.data)[0][:sessions],
+    }
+    rows = []
+    for i in range(sessions):
+        turns = [_turns(c[i] if i < len(c) else None) for c in columns.values()]
+        for j in range(max(map(len, turns))):
+            rows.append([i + 1, *(t[j] if j < len(t) else "" for t in turns)])
+    return Section(
+        "Sessions side by side",
+        ["session", *columns],
+        rows,
+        ["The first sessions of each, whole (each turn cut at 160 characters)."],
+    )
+
+
 def _assistants(results: dict, evaluation: dict) -> Section:
     """ReaLM (trained on simulated sessions) against the baseline (trained on real ones), in plain words."""
     losses = {m: (results.get(f"train-{m}") or {}).get("eval_loss_last") for m in ("baseline", "realm")}
@@ -235,9 +309,14 @@ def write_pipeline_report(layout: RunLayout, results: dict, manifest: dict) -> P
     sections.append(_training(results))
     if rollout := results.get("rollout"):
         sections.append(_rollout(rollout))
+    if prompted := results.get("rollout-prompted"):
+        sections.append(_rollout(prompted, "Rollout (prompted simulator)"))
     if simulator := results.get("eval-simulator"):
         sections.append(_stats(simulator["stats"], layout.stats, here))
         sections.append(_fidelity(simulator["simulator"]))
+        if "comparison" in simulator["simulator"]:
+            sections.append(_comparison(simulator["simulator"]))
+            sections.append(_side_by_side(layout))
     if (evaluation := results.get("eval-assistants")) is not None:
         sections += _benchmarks(evaluation, layout)
         sections.append(_assistants(results, evaluation))

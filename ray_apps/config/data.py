@@ -45,8 +45,8 @@ class SegmentConfig(Section):
     max_tokens: int = Field(2048, ge=16, description="Longest segment, in tokens of the target tokenizer.")
     tokenizer: str | None = Field(
         None,
-        description="Target tokenizer (hub id or local path); null counts tokens with a word/punctuation "
-        "approximation (used by the tiny default, whose tokenizer is trained after prepare).",
+        description="Target tokenizer (hub id, local path or .gguf file); null: model.base's, or a word/punctuation "
+        "approximation when model.base is null (the tiny default, whose tokenizer is trained after prepare).",
     )
     overhead_tokens: int = Field(4, ge=0, description="Chat-template tokens added per message.")
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..conversation import SIMULATOR_SYSTEM_PROMPT
+from ..conversation import PROMPTED_USER_PROMPT, SIMULATOR_SYSTEM_PROMPT
 from .endpoint import EndpointConfig
 from .section import Section
 
@@ -22,6 +22,21 @@ class UserEndpointConfig(EndpointConfig):
 
 class AssistantEndpointConfig(EndpointConfig):
     model: str = Field("baseline", description="Model name sent in requests (the assistant).")
+
+
+class PromptedSimulatorConfig(Section):
+    """An instruct model prompted to play the user, rolled out next to the trained simulator and measured alike."""
+
+    user: UserEndpointConfig = Field(
+        default_factory=lambda: UserEndpointConfig(model="base"),
+        description="Its endpoint and sampling; model `base` is model.base as it is, served here.",
+    )
+    personas: list[str] = Field(
+        default_factory=lambda: [PROMPTED_USER_PROMPT],
+        min_length=1,
+        description="Its system prompts (user personas); each session gets one (by a hash of its seed).",
+    )
+    output: str | None = Field(None, description="Output directory; null: <workdir>/realchat-prompted.")
 
 
 class RolloutConfig(Section):
@@ -43,6 +58,16 @@ class RolloutConfig(Section):
         default_factory=lambda: [SIMULATOR_SYSTEM_PROMPT],
         min_length=1,
         description="Simulator system prompts; each session gets one (by a hash of its seed).",
+    )
+    simulator: Literal["trained", "prompted"] = Field(
+        "trained",
+        description="What plays the user, written to each session's meta.simulator: trained (a UserGPT) or prompted "
+        "(an instruct model given a persona).",
+    )
+    compare_with: PromptedSimulatorConfig | None = Field(
+        None,
+        description="`realm pipeline`: also roll out a prompted simulator (same assistant, sessions and seeds) and "
+        "measure both against the real people; null: the trained one alone.",
     )
     assistant_system_prompt: str | None = Field(None, description="System prompt of the assistant; null: none.")
     max_turns: int = Field(8, ge=1, description="Most user turns in a session.")
@@ -83,13 +108,22 @@ class RolloutConfig(Section):
     def _turns_fit(self) -> RolloutConfig:
         if self.min_turns > self.max_turns:
             raise ValueError(f"min_turns={self.min_turns} > max_turns={self.max_turns}: every session would fail")
-        turn = self.user.max_tokens + self.assistant.max_tokens
-        if self.context_tokens <= turn:
-            raise ValueError(
-                f"context_tokens={self.context_tokens} leaves no room for a prompt next to one exchange of "
-                f"user.max_tokens + assistant.max_tokens = {turn}: every session would stop before its first turn"
-            )
+        for key, user in (("user", self.user), ("compare_with.user", self.compare_with and self.compare_with.user)):
+            turn = user.max_tokens + self.assistant.max_tokens if user else 0
+            if self.context_tokens <= turn:
+                raise ValueError(
+                    f"context_tokens={self.context_tokens} leaves no room for a prompt next to one exchange of "
+                    f"{key}.max_tokens + assistant.max_tokens = {turn}: every session would stop before its first turn"
+                )
         return self
+
+    def prompted(self) -> RolloutConfig:
+        """The rollout of ``compare_with``: this one with the prompted simulator's endpoint, personas and output."""
+        cw = self.compare_with
+        if cw is None:
+            raise ValueError("rollout.compare_with is null: no prompted simulator to roll out")
+        update = {"user": cw.user, "personas": cw.personas, "output": cw.output, "simulator": "prompted"}
+        return self.model_copy(update=update | {"compare_with": None})
 
     def session_fingerprint(self) -> str:
         """Hash of what decides a session's content: resuming with other settings starts new sessions."""

@@ -13,7 +13,9 @@ class ServedModelConfig(Section):
     name: str = Field(
         ..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Model name clients ask for (`model` in requests)."
     )
-    path: str | None = Field(None, description="Hub id or local directory; null: <workdir>/models/<name>.")
+    path: str | None = Field(
+        None, description="Hub id or local directory; null: <workdir>/models/<name> (`base`: model.base)."
+    )
     num_cpus: float = Field(1.0, ge=0, description="CPUs per replica (fractions let several fit on a small machine).")
     num_gpus: float = Field(
         0.0, ge=0, description="GPUs per replica (hf engine); the vllm engine takes GPUs from tensor_parallel_size."

@@ -81,7 +81,9 @@ class TrainConfig(Section):
         1, ge=-1, description="Worker-failure restarts from the last checkpoint; -1 is unlimited."
     )
     save_steps: int = Field(50, ge=1, description="Checkpoint every N optimizer steps.")
-    eval_steps: int = Field(50, ge=1, description="Evaluate every N optimizer steps (and once before training).")
+    eval_steps: int = Field(
+        50, ge=1, description="Evaluate every N optimizer steps (and before the first and after the last)."
+    )
     logging_steps: int = Field(10, ge=1, description="Log progress every N optimizer steps.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA through peft.")
     models: dict[str, TrainOverrides] = Field(

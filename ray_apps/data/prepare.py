@@ -30,6 +30,7 @@ from ..config import PipelineConfig, PrepareConfig, write_run_config
 from ..conversation import RecordError, parse_sharegpt, printable, split_sharegpt
 from ..errors import RealmError, failure_share
 from ..layout import FORMATS, SPLITS, PreparedData, RunLayout
+from ..models.base import resolve_model
 from ..models.tokens import text_token_counter
 from ..records import encode_meta
 from ..tables import markdown_table
@@ -221,9 +222,19 @@ def _print_table(summary: dict) -> None:
     print(markdown_table(["prepare", "count"], rows), flush=True)
 
 
+def segment_tokenizer(config: PipelineConfig) -> str | None:
+    """The tokenizer segments are measured in: ``prepare.segment.tokenizer``, else ``model.base``'s, else none (the
+    approximation, for the tiny model whose tokenizer is trained after prepare)."""
+    return config.prepare.segment.tokenizer or config.model.base
+
+
 def run_prepare(config: PipelineConfig, inputs: list[str] | None = None, output: str | None = None) -> dict:
     """Run the prepare stage; returns the summary (also written to ``DIR/summary.json``)."""
     cfg = config.prepare
+    if tokenizer := segment_tokenizer(config):  # workers load it by path: a GGUF file is read once, here
+        cfg = cfg.model_copy(
+            update={"segment": cfg.segment.model_copy(update={"tokenizer": resolve_model(tokenizer, config)})}
+        )
     groups = resolve_inputs(list(inputs or cfg.inputs))
     out = Path(output) if output else RunLayout(config).real.root
     prepared = PreparedData(out)

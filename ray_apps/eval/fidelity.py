@@ -43,6 +43,97 @@ TARGETS = (
 )
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A figure set side by side for the trained and the prompted simulator (``compare_simulators``)."""
+
+    key: str
+    meaning: str
+    closer: str  # which value is closer to the real people: "real" (nearest theirs), "high" or "low"
+    stat: str | None = None  # the stat of compare_sessions' "real" and "simulated" it shows
+    target: str | None = None  # the TARGETS key that judges it
+
+
+COMPARED = (
+    Figure(
+        "user_utterance_length",
+        "mean user-utterance length",
+        "real",
+        "mean_user_utterance_length",
+        "user_utterance_length_ratio",
+    ),
+    Figure("user_turns", "mean user turns per session", "real", "mean_turns", "user_turns_ratio"),
+    Figure(
+        "question_share", "share of user turns asking a question", "real", "user_question_share", "question_share_ratio"
+    ),
+    Figure("end_marker_share", "sessions the simulator ended with its end marker", "high", None, "end_marker_share"),
+    Figure("termination_f1", "termination F1 on held-out conversations", "high", None, "termination_f1"),
+    Figure("perplexity", "perplexity of held-out human turns", "low", None, "perplexity_ratio"),
+    Figure(
+        "role_flip_rate", "user turns that read like assistant answers", "real", "user_role_flip_rate", "role_flip_rate"
+    ),
+    Figure("repeated_turn_rate", "user turns repeating an earlier one", "real", "user_repeated_turn_rate"),
+    Figure("opening_distinct_share", "distinct openings / sessions", "real"),
+    Figure("opening_distinct_2", "distinct-2 of openings", "real"),
+    Figure("user_utterance_length_wasserstein", "distance to the real user-utterance lengths (Wasserstein)", "low"),
+    Figure("user_turns_wasserstein", "distance to the real user turns per session (Wasserstein)", "low"),
+    Figure("human_like_ratio", "user turns the detector calls human", "real"),
+)
+
+
+def _figure(figure: Figure, part: dict) -> tuple[float | None, float | None]:
+    """(the real people's value, the simulator's) of ``figure`` in ``part`` (its values, score and sessions)."""
+    values, sessions = part["values"], part.get("sessions") or {}
+    if figure.key == "perplexity":
+        return None, (part.get("score") or {}).get("perplexity")
+    if figure.stat:
+        simulated = values.get(figure.key)  # a rate among the figures counts the resampled turns too
+        if not sessions:
+            return None, simulated
+        return sessions["real"][figure.stat], simulated if simulated is not None else sessions["simulated"][figure.stat]
+    if isinstance(sessions.get(figure.key), dict):
+        return sessions[figure.key]["real"], sessions[figure.key]["simulated"]
+    return None, values.get(figure.key)
+
+
+def _closer(rule: str, real: float | None, values: dict[str, float | None]) -> str | None:
+    if None in values.values() or (rule == "real" and real is None):
+        return None
+    distance = {name: abs(v - real) if rule == "real" else (-v if rule == "high" else v) for name, v in values.items()}
+    trained, prompted = distance.values()
+    return "tie" if trained == prompted else min(distance, key=distance.get)
+
+
+def compare_simulators(trained: dict, prompted: dict) -> list[dict]:
+    """Each figure for the real people and both simulators (each given as its ``values``, ``score`` and
+    ``sessions``), its target and whether each meets it, and which simulator is closer to the real people."""
+    targets = {t.key: t for t in TARGETS}
+    rows = []
+    for figure in COMPARED:
+        (real, ours), (real_too, theirs) = _figure(figure, trained), _figure(figure, prompted)
+        if ours is None and theirs is None:
+            continue
+        real, values = real if real is not None else real_too, {"trained": ours, "prompted": theirs}
+        target = targets.get(figure.target)
+        rows.append(
+            {
+                "figure": figure.key,
+                "meaning": figure.meaning,
+                "real": real,
+                **values,
+                "target": {"key": target.key, "min": target.low, "max": target.high} if target else None,
+                "met": {
+                    name: target.check(part["values"].get(target.key))["met"]
+                    for name, part in (("trained", trained), ("prompted", prompted))
+                }
+                if target
+                else None,
+                "closer": _closer(figure.closer, real, values),
+            }
+        )
+    return rows
+
+
 def read_rollout(path: str | Path) -> tuple[list[dict], list[dict]]:
     """(sessions, failures) of a `realm rollout` output directory, or of a file of records (no failures)."""
     data = RolloutData(path)

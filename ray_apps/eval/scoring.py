@@ -9,6 +9,8 @@ UserGPT was trained on), in one forward pass per conversation:
   together: the model's own decision, the headline figure), ``top_token`` (the end marker is the single
   most probable token: going on is split among many first tokens, so this ends too often) and
   ``sampled`` (``samples`` draws at the rollout's temperature and top-p: what a rollout does).
+
+A marker of several tokens (a model that writes it as text) decides on all of them: the chance of the sequence.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError
+from ..conversation import END_OF_CONVERSATION
 from ..models.chat_format import end_marker_id, fit_model, load_chat_tokenizer
 from ..models.loading import load_model
 from ..train.views import training_messages
@@ -38,16 +41,30 @@ def _turn_starts(mask: list[int]) -> list[int]:
     return [i for i, m in enumerate(mask) if m and (i == 0 or not mask[i - 1])]
 
 
-def _draw(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> torch.Tensor:
-    """``sampling.samples`` tokens per row of ``logits``, with temperature and nucleus (top-p) sampling."""
+def _sampled_probability(logits: torch.Tensor, token: int, sampling: Sampling) -> float:
+    """The chance that temperature and nucleus (top-p) sampling from ``logits`` (one row) draws ``token``."""
     if sampling.temperature == 0:
-        return logits.argmax(-1, keepdim=True).expand(-1, sampling.samples)
+        return float(int(logits.argmax()) == token)
     probs = torch.softmax(logits.float() / sampling.temperature, -1)
-    ordered, order = probs.sort(-1, descending=True)
-    outside = ordered.cumsum(-1) - ordered > sampling.top_p  # tokens past the nucleus
-    ordered = ordered.masked_fill(outside, 0)
-    picks = torch.multinomial(ordered, sampling.samples, replacement=True, generator=generator)
-    return order.gather(-1, picks)
+    ordered, order = probs.sort(descending=True)
+    kept = ordered.cumsum(-1) - ordered <= sampling.top_p  # the nucleus: tokens whose predecessors hold <= top_p
+    rank = int((order == token).nonzero()[0])
+    return float(ordered[rank] / ordered[kept].sum()) if kept[rank] else 0.0
+
+
+def _ending_logits(model, ids: list[int], starts: list[int], logits: torch.Tensor, marker: list[int]) -> list:
+    """For each turn start, the logits that predict the end marker's tokens there (one row per token): read off the
+    conversation's own pass where the marker is one token or the turn is the marker, else from a pass of the
+    conversation up to that turn followed by the marker."""
+    rows = []
+    for s in starts:
+        if len(marker) == 1 or ids[s : s + len(marker)] == marker:
+            rows.append(logits[s - 1 : s - 1 + len(marker)])
+            continue
+        probe = torch.tensor([ids[:s] + marker[:-1]], device=logits.device)
+        with torch.inference_mode():
+            rows.append(model(input_ids=probe, logits_to_keep=len(marker)).logits[0])
+    return rows
 
 
 def _f1(decisions: list[tuple[bool, bool]]) -> dict:
@@ -70,15 +87,23 @@ def score_human_turns(
     simulator_prompt: str,
     sampling: Sampling,
     chat_template: str = "auto",
+    marker_token: bool = True,
 ) -> dict:
     """Perplexity of ``path``'s model on the human turns, and its termination decisions, in its chat format
     (``chat_template``, ``model.chat_template``: a trained export carries its own; an untrained base is readied as
-    training readies it, the end marker a new token with a mean embedding)."""
-    tokenizer, model = load_chat_tokenizer(path, chat_template), load_model(path).eval()
+    training readies it, the end marker a new token with a mean embedding). ``marker_token=False`` scores a model
+    that writes the end marker as text (a prompted simulator told to): its decision to end is the chance of the
+    marker's tokens in its own vocabulary."""
+    tokenizer = load_chat_tokenizer(path, chat_template, end_marker=marker_token)
+    model = load_model(path).eval()
     fit_model(model, tokenizer)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
-    end_id = end_marker_id(tokenizer)
+    marker = (
+        [end_marker_id(tokenizer)]
+        if marker_token
+        else tokenizer(END_OF_CONVERSATION, add_special_tokens=False).input_ids
+    )
     generator = torch.Generator(device=device).manual_seed(sampling.seed)
     from tqdm.auto import tqdm
 
@@ -97,13 +122,14 @@ def score_human_turns(
         starts = _turn_starts(mask)[1:]  # the opening is not a decision to end
         if not starts:
             continue
-        logits = out.logits[0, [s - 1 for s in starts]]
-        real = [ids[s] == end_id for s in starts]
-        ending = torch.softmax(logits.float(), -1)[:, end_id]
-        likelier += [(float(p) > 0.5, r) for p, r in zip(ending, real)]
-        top += [(int(t) == end_id, r) for t, r in zip(logits.argmax(-1), real)]
-        drawn = _draw(logits, sampling, generator)
-        sampled += [(int(t) == end_id, r) for row, r in zip(drawn, real) for t in row]
+        for s, rows in zip(starts, _ending_logits(model, ids, starts, out.logits[0], marker)):
+            real = ids[s : s + len(marker)] == marker
+            chance = torch.log_softmax(rows.float(), -1)[range(len(marker)), marker].sum().exp()
+            likelier.append((float(chance) > 0.5, real))
+            top.append((rows.argmax(-1).tolist() == marker, real))
+            drawn = math.prod(_sampled_probability(row, t, sampling) for row, t in zip(rows, marker))
+            draws = torch.rand(sampling.samples, generator=generator, device=device) < drawn
+            sampled += [(bool(d), real) for d in draws]
     if not tokens:
         raise ConfigError(
             f"{path}: no human-turn tokens to score "

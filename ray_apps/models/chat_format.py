@@ -135,16 +135,17 @@ def chat_format(tokenizer, choice: str = "auto", model: str = "") -> ChatFormat:
     )
 
 
-def apply_chat_format(tokenizer, fmt: ChatFormat):
+def apply_chat_format(tokenizer, fmt: ChatFormat, end_marker: bool = True):
     """``tokenizer`` readied for ``fmt`` (changed in place, returned): its template, the tokens the template needs,
-    the end marker as one token that decoding keeps (added, not special), and a pad token (eos when it has none)."""
+    the end marker as one token that decoding keeps (added, not special; not with ``end_marker=False``: a model that
+    writes it as text), and a pad token (eos when it has none)."""
     from tokenizers import AddedToken
 
     tokenizer.chat_template = fmt.template
     missing = [t for t in fmt.tokens if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
-    if END_OF_CONVERSATION not in tokenizer.get_vocab():
+    if end_marker and END_OF_CONVERSATION not in tokenizer.get_vocab():
         tokenizer.add_tokens([AddedToken(END_OF_CONVERSATION, special=False, normalized=False)])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -199,9 +200,9 @@ def fit_model(model, tokenizer) -> None:
     config.pad_token_id = model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def load_chat_tokenizer(path: str, choice: str = "auto", token_env: str = "HF_TOKEN"):
-    """The tokenizer of ``path`` readied with the chat format ``choice`` names for it."""
+def load_chat_tokenizer(path: str, choice: str = "auto", token_env: str = "HF_TOKEN", end_marker: bool = True):
+    """The tokenizer of ``path`` readied with the chat format ``choice`` names for it (``apply_chat_format``)."""
     from .loading import load_tokenizer
 
     tokenizer = load_tokenizer(path, token_env)
-    return apply_chat_format(tokenizer, chat_format(tokenizer, choice, path))
+    return apply_chat_format(tokenizer, chat_format(tokenizer, choice, path), end_marker)

@@ -78,6 +78,7 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
         }
         meta = {
             "mode": cfg.mode,
+            "simulator": cfg.simulator,
             "user_model": cfg.user.model,
             "assistant_model": cfg.assistant.model,
             "fingerprint": fingerprint,
@@ -106,7 +107,8 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
             stop_governors(governors.values())
     sessions, failures = collect(out, keys)
     write_dataset(out, sessions, failures)
-    summary = _summary(config, sessions, failures, len(keys), time.time() - started)
+    ran = {s["key"] for s in pending}
+    summary = _summary(config, sessions, failures, len(keys), time.time() - started, ran)
     RolloutData(out).summary.write_text(json.dumps(summary, indent=2) + "\n")
     RolloutData(out).card.write_text(_card(config, summary))
     print(f"[rollout] {summary['sessions']} sessions, {summary['failures']} failures -> {out}", flush=True)
@@ -199,7 +201,10 @@ def _follow(rows, total: int, governors: list, interval: float) -> str | None:
     return tripped(governors)
 
 
-def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict], seeds: int, seconds: float) -> dict:
+def _summary(
+    config: PipelineConfig, sessions: list[dict], failures: list[dict], seeds: int, seconds: float, ran: set[str]
+) -> dict:
+    """Counts, token usage and cost of every seed's outcome; the rate of the sessions this run (``ran``) wrote."""
     cfg = config.rollout
     usage = {role: Counter() for role in (USER, ASSISTANT)}
     for record in sessions:
@@ -238,8 +243,18 @@ def _summary(config: PipelineConfig, sessions: list[dict], failures: list[dict],
         },
         "estimated_cost": {**cost, "total": round(sum(cost.values()), 4)},
         "seconds_this_run": round(seconds, 1),
+        "completion_tokens_per_second": round(_completion_tokens(sessions, failures, ran) / seconds, 1)
+        if seconds and ran
+        else None,
         "fingerprint": cfg.session_fingerprint(),
     }
+
+
+def _completion_tokens(sessions: list[dict], failures: list[dict], keys: set[str]) -> int:
+    """Both roles' completion tokens in the outcomes of ``keys``."""
+    usages = [r["meta"]["usage"] for r in sessions if r["id"] in keys]
+    usages += [f.get("usage", {}) for f in failures if f["id"] in keys]
+    return sum(u.get("completion_tokens", 0) for usage in usages for u in usage.values())
 
 
 def _card(config: PipelineConfig, summary: dict) -> str:

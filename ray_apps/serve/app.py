@@ -14,6 +14,7 @@ from ray import serve
 from ..config import ConfigError, PipelineConfig, ServedModelConfig, load_config
 from ..endpoints import base_url
 from ..layout import RunLayout
+from ..models.base import base_model
 from .routing import request_router_config
 from .vllm import build_vllm_app
 
@@ -22,7 +23,10 @@ def model_paths(config: PipelineConfig) -> list[tuple[ServedModelConfig, str]]:
     """Each served model with its source: an absolute local directory (checked now) or a hub id."""
     out = []
     for i, model in enumerate(config.serve.models):
-        source = model.path or str(RunLayout(config).model(model.name))
+        # `base` is model.base as it is (a GGUF file as its dequantized directory), unless a path says otherwise
+        source = model.path or (
+            base_model(config) if model.name == "base" else str(RunLayout(config).model(model.name))
+        )
         local = Path(source).expanduser()
         if model.path is None or source.startswith((".", "/", "~")) or local.exists():
             if not (local / "config.json").is_file():

@@ -1,4 +1,5 @@
-"""Trainer callbacks: progress users can watch (logs, Ray metrics) and a test-only failure."""
+"""Trainer callbacks: progress users can watch (logs, Ray metrics), an eval of the last step and a test-only
+failure."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class ProgressCallback(TrainerCallback):
         return self.gauges
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "eval_loss" in logs and state.log_history:  # when each eval loss was reached: loss per minute
+            state.log_history[-1]["seconds"] = round(time.time() - self.started, 1)
         if logs is None or "loss" not in logs:
             return
         elapsed = max(time.time() - self.started, 1e-9)
@@ -63,6 +66,15 @@ class ProgressCallback(TrainerCallback):
         }
         for name, gauge in self._gauges().items():
             gauge.set(float(values[name]), tags={"role": self.role})
+
+
+class EvaluateLastStep(TrainerCallback):
+    """The last step is evaluated too, not only every ``train.eval_steps``: the eval loss after training is the
+    exported model's (and a large ``eval_steps`` evaluates before and after only)."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if args.eval_strategy != "no" and state.global_step >= state.max_steps:
+            control.should_evaluate = True
 
 
 class FailOnce(TrainerCallback):

@@ -23,7 +23,7 @@ from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_t
 from ..config import TrainConfig
 from ..models.chat_format import load_chat_tokenizer
 from ..records import record_from_row
-from .callbacks import FailOnce, ProgressCallback
+from .callbacks import EvaluateLastStep, FailOnce, ProgressCallback
 from .export import FINAL_MARKER, MODEL_DIR, save_final_model
 from .sft import build_trainer
 from .views import training_messages
@@ -87,6 +87,7 @@ def _train(loop: dict, work: Path) -> None:
         token_env=loop["token_env"],
     )
     trainer.add_callback(ProgressCallback(counter, role))
+    trainer.add_callback(EvaluateLastStep())
     trainer.add_callback(RayTrainReportCallback())
     if cfg.fail_at_step and resume_from is None:
         trainer.add_callback(FailOnce(cfg.fail_at_step))
@@ -94,7 +95,12 @@ def _train(loop: dict, work: Path) -> None:
     trainer.train(resume_from_checkpoint=resume_from)
 
     start_step = json.loads(Path(resume_from, "trainer_state.json").read_text())["global_step"] if resume_from else 0
-    evals = [log["eval_loss"] for log in trainer.state.log_history if "eval_loss" in log]
+    history = [
+        {"step": log["step"], "eval_loss": log["eval_loss"], "seconds": log.get("seconds")}
+        for log in trainer.state.log_history
+        if "eval_loss" in log
+    ]
+    evals = [entry["eval_loss"] for entry in history]
     metrics = {
         "step": trainer.state.global_step,
         "resumed_from_step": start_step,
@@ -104,6 +110,7 @@ def _train(loop: dict, work: Path) -> None:
             (log["train_loss"] for log in reversed(trainer.state.log_history) if "train_loss" in log), None
         ),
         "packing_efficiency": round(counter.efficiency, 4),
+        "eval_history": history,  # seconds since training began (this run's part, when it resumed)
     }
     final = work / "final"
     save_final_model(trainer, tokenizer, final / MODEL_DIR, model_path, cfg, rank, loop["token_env"])

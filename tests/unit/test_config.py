@@ -16,6 +16,22 @@ def test_shipped_configs_load():
     assert (t.lr_scheduler, t.warmup_ratio, t.zero_stage, t.bf16) == ("cosine", 0.03, 3, True)
 
 
+def test_the_real_model_preset_compares_its_simulator_with_the_model_prompted_to_play_the_user():
+    preset = load_config(ROOT / "configs" / "smollm2.yaml")
+    assert preset.model.base.startswith("package://") and preset.serve.engine == "vllm"
+    rollout = preset.rollout
+    assert rollout.simulator == "trained" and rollout.assistant.model == "base"
+    prompted = rollout.prompted()
+    assert prompted.simulator == "prompted" and prompted.user.model == "base" and prompted.compare_with is None
+    assert prompted.personas == rollout.compare_with.personas != rollout.personas
+    # the same assistant, sessions and seeds: only who plays the user differs
+    same = {"mode", "seeds", "num_sessions", "assistant", "max_turns", "context_tokens"}
+    assert prompted.model_dump(include=same) == rollout.model_dump(include=same)
+    assert prompted.session_fingerprint() != rollout.session_fingerprint()
+    with pytest.raises(ValueError, match="compare_with is null"):
+        load_config(ROOT / "configs" / "tiny.yaml").rollout.prompted()
+
+
 def test_overrides_are_typed_and_nested():
     cfg = load_config(
         ROOT / "configs" / "tiny.yaml",
@@ -52,6 +68,10 @@ def test_bad_keys_and_values_fail_naming_the_key(override, key):
         ),
         (["model.init.num_attention_heads=3"], "model.init: .*hidden_size=128 must be a multiple of 2 x num_attention"),
         (["train.max_steps=0"], "train: .*max_steps: 0 trains nothing"),
+        (
+            ["rollout.context_tokens=600", "rollout.user.max_tokens=8", "rollout.compare_with.user.max_tokens=600"],
+            r"rollout: .*compare_with.user.max_tokens \+ assistant.max_tokens = 1112",
+        ),
     ],
 )
 def test_keys_that_cannot_work_together_fail_at_load_naming_them(overrides, message):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ray_apps.config import PipelineConfig
-from ray_apps.eval.fidelity import TARGETS, check_targets, compare_sessions, read_rollout
-from ray_apps.eval.scoring import Sampling, _draw, _f1, _turn_starts
+from ray_apps.eval.fidelity import TARGETS, check_targets, compare_sessions, compare_simulators, read_rollout
+from ray_apps.eval.scoring import Sampling, _f1, _sampled_probability, _turn_starts
 from ray_apps.models.tokens import word_count
 
 
@@ -57,6 +57,42 @@ def test_identical_sessions_are_at_distance_zero_with_ratios_of_one():
     assert got["user_utterance_length_ratio"] == got["user_turns_ratio"] == got["question_share_ratio"] == 1
 
 
+def _part(sessions, failures, perplexity, f1, ratio):
+    compared = compare_sessions(REAL, sessions, failures, word_count)
+    values = {k: compared[k] for k in ("user_utterance_length_ratio", "user_turns_ratio", "question_share_ratio")}
+    values |= {k: compared[k] for k in ("end_marker_share", "role_flip_rate", "repeated_turn_rate")}
+    values |= {"perplexity_ratio": ratio, "termination_f1": f1}
+    return {"values": values, "score": {"perplexity": perplexity}, "sessions": compared}
+
+
+def test_the_simulator_closer_to_the_real_people_is_named_figure_by_figure():
+    # the trained one asks like the real people; the prompted one answers like an assistant and never ends
+    asked = [[m["content"] for m in r["messages"] if m["role"] == "user"] for r in REAL[:3]]
+    trained = _part([_session(f"t{i}", users) for i, users in enumerate(asked)], [], perplexity=3.0, f1=0.8, ratio=0.1)
+    assistant_like = ["Sure! Here is a long answer about bread and how to bake it."] * 3
+    prompted = _part(
+        [_session(f"p{i}", assistant_like[:1], stop="max_turns", rejected={"role_flip": 2}) for i in range(3)],
+        [],
+        perplexity=20.0,
+        f1=0.0,
+        ratio=1.0,
+    )
+    rows = {row["figure"]: row for row in compare_simulators(trained, prompted)}
+    for figure in ("user_utterance_length", "question_share", "end_marker_share", "termination_f1", "perplexity"):
+        assert rows[figure]["closer"] == "trained", rows[figure]
+    assert rows["role_flip_rate"]["prompted"] == 1.0 and rows["role_flip_rate"]["closer"] == "trained"
+    length = rows["user_utterance_length"]
+    assert length["real"] == trained["sessions"]["real"]["mean_user_utterance_length"]
+    assert length["trained"] == trained["sessions"]["simulated"]["mean_user_utterance_length"]
+    assert length["target"] == {"key": "user_utterance_length_ratio", "min": 0.67, "max": 1.5}
+    assert length["met"] == {"trained": True, "prompted": False}
+    assert rows["perplexity"]["real"] is None and rows["perplexity"]["met"] == {"trained": True, "prompted": False}
+    # a figure measured for neither is left out; one measured for one side names no closer simulator
+    assert "human_like_ratio" not in rows
+    prompted["score"] = None
+    assert next(r for r in compare_simulators(trained, prompted) if r["figure"] == "perplexity")["closer"] is None
+
+
 def test_a_rollout_directory_is_read_with_its_failures(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "sessions.jsonl").write_text(json.dumps(REAL[0]) + "\n")
@@ -79,12 +115,17 @@ def test_termination_f1_counts_ends_called_too_early_and_missed():
 
 def test_turn_starts_and_sampling():
     assert _turn_starts([0, 0, 1, 1, 0, 1, 0, 0, 1]) == [2, 5, 8]
-    logits = torch.tensor([[0.0, 5.0, 1.0], [9.0, 0.0, 0.0]])
-    greedy = _draw(logits, Sampling(temperature=0, top_p=1, samples=3), torch.Generator().manual_seed(0))
-    assert greedy.tolist() == [[1, 1, 1], [0, 0, 0]]
-    # a nucleus of 0.5 keeps only the most probable token
-    nucleus = _draw(logits, Sampling(temperature=1, top_p=0.5, samples=50), torch.Generator().manual_seed(0))
-    assert nucleus.tolist() == [[1] * 50, [0] * 50]
+    logits = torch.tensor([0.0, 5.0, 1.0])
+    greedy = Sampling(temperature=0, top_p=1)
+    assert [_sampled_probability(logits, t, greedy) for t in range(3)] == [0.0, 1.0, 0.0]
+    # a nucleus of 0.5 keeps only the most probable token; a nucleus of 1 keeps the softmax at the temperature
+    assert [_sampled_probability(logits, t, Sampling(temperature=1, top_p=0.5)) for t in range(3)] == [0.0, 1.0, 0.0]
+    full = [_sampled_probability(logits, t, Sampling(temperature=2, top_p=1)) for t in range(3)]
+    assert full == pytest.approx(torch.softmax(logits / 2, -1).tolist())
+    # a nucleus of 0.99 keeps the two likeliest tokens (the first holds 0.98 of the mass) and renormalises them
+    kept = [_sampled_probability(logits, t, Sampling(temperature=1, top_p=0.99)) for t in range(3)]
+    p = torch.softmax(logits, -1)
+    assert kept == pytest.approx([0.0, float(p[1] / (p[1] + p[2])), float(p[2] / (p[1] + p[2]))])
 
 
 def test_targets_say_which_are_met_and_an_unmeasured_one_is_not():

@@ -57,17 +57,21 @@ AFTER_PREPARE = set(PIPELINE_STAGES) - {"prepare", "init-model"}
 
 
 def test_another_base_model_or_chat_format_redoes_the_training_and_what_follows(tmp_path):
+    # segments are measured in the base's tokens: another base cuts them anew, unless a tokenizer is given
     llama, qwen = _fingerprints("model.base=/models/llama"), _fingerprints("model.base=/models/qwen")
     assert list(llama) == [s for s in PIPELINE_STAGES if s != "init-model"]  # a given base needs no tiny model
+    assert {name for name in llama if llama[name] != qwen[name]} == AFTER_PREPARE | {"prepare"}
+    given = "prepare.segment.tokenizer=/models/tokenizer"
+    llama, qwen = _fingerprints("model.base=/models/llama", given), _fingerprints("model.base=/models/qwen", given)
     assert {name for name in llama if llama[name] != qwen[name]} == AFTER_PREPARE
-    vicuna = _fingerprints("model.base=/models/llama", "model.chat_template=vicuna")
+    vicuna = _fingerprints("model.base=/models/llama", "model.chat_template=vicuna", given)
     assert {name for name in llama if llama[name] != vicuna[name]} == AFTER_PREPARE
     # a GGUF file is known by its bytes: the same path with other weights trains again
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF one")
-    before = _fingerprints(f"model.base={gguf}")
+    before = _fingerprints(f"model.base={gguf}", given)
     gguf.write_bytes(b"GGUF two")
-    after = _fingerprints(f"model.base={gguf}")
+    after = _fingerprints(f"model.base={gguf}", given)
     assert {name for name in before if before[name] != after[name]} == AFTER_PREPARE
 
 
