@@ -161,7 +161,8 @@ def _comparison(sim: dict) -> Section:
             ]
         )
     closer = {
-        name: [r["meaning"] for r in sim["comparison"] if r["closer"] == name] for name in ("trained", "prompted")
+        name: [r["meaning"] for r in sim["comparison"] if r["closer"] == name]
+        for name in ("trained", "prompted", "tie")
     }
     judged = sum(len(v) for v in closer.values())
     text = [
@@ -169,11 +170,11 @@ def _comparison(sim: dict) -> Section:
         f"persona “{prompted['persona']}”, both talking to the same assistant; each model scored in its own chat "
         "format (the prompted one ends by writing the end marker it was told to write). Ratios and rates compare "
         "with the real training split, perplexity and termination with the held-out conversations.",
-        f"Shown by this run: the trained simulator is closer to the real people on {len(closer['trained'])} of "
-        f"{judged} figures ({', '.join(closer['trained']) or 'none'}), the prompted one on "
-        f"{len(closer['prompted'])} ({', '.join(closer['prompted']) or 'none'}). Not shown: that it holds beyond this "
-        f"model ({model}), corpus and size, nor which assistant answers better: that needs a judge (eval.judge: "
-        "MT-Bench pairwise answers of ReaLM vs the baseline).",
+        f"Shown by this run: of {judged} figures measured for both, the trained simulator is closer to the real "
+        f"people on {len(closer['trained'])} ({', '.join(closer['trained']) or 'none'}), the prompted one on "
+        f"{len(closer['prompted'])} ({', '.join(closer['prompted']) or 'none'}), {len(closer['tie'])} are even. "
+        f"Not shown: that it holds beyond this model ({model}), corpus and size, nor which assistant answers "
+        "better: that needs a judge (eval.judge: MT-Bench pairwise answers of ReaLM vs the baseline).",
     ]
     return Section(
         "Trained vs prompted simulator",

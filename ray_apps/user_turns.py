@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import re
 
-# The simulator slipped into the assistant's voice.
+# The simulator slipped into the assistant's voice: its openings, offers of help, saying what it is, refusals.
 _ROLE_FLIP = re.compile(
     r"^(sure[,!.]|certainly[,!.]|of course[,!.]|absolutely[,!.]|as an ai\b|i'?d be (happy|glad) to\b|here('s| is| "
     r"are) (a|an|the|some)\b"
-    r"|great question\b|i hope this helps\b|let me know if\b)",
+    r"|great question\b|i hope this helps\b|let me know if\b"
+    r"|((hello|hi|hey)[!,.]*\s+)?how (can|may) i (help|assist) you\b"
+    r"|i'?m (an ai|a chatbot|an? (helpful |virtual )?(ai )?assistant|a language model|here to (help|assist))\b"
+    r"|as an? (helpful |virtual )?(ai|assistant|language model)\b"
+    r"|i'?m sorry,? but i (can'?t|cannot|am unable)\b)",
     re.I,
 )
 # A closing that carries nothing: the simulator should end with the end marker instead.

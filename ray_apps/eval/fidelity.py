@@ -68,6 +68,7 @@ COMPARED = (
     ),
     Figure("end_marker_share", "sessions the simulator ended with its end marker", "high", None, "end_marker_share"),
     Figure("termination_f1", "termination F1 on held-out conversations", "high", None, "termination_f1"),
+    Figure("termination_f1_sampled", "termination F1 on held-out conversations, sampled as a rollout does", "high"),
     Figure("perplexity", "perplexity of held-out human turns", "low", None, "perplexity_ratio"),
     Figure(
         "role_flip_rate", "user turns that read like assistant answers", "real", "user_role_flip_rate", "role_flip_rate"

@@ -188,13 +188,25 @@ def stop_token_ids(tokenizer, model_eos: int | list[int] | None = None) -> list[
 def fit_model(model, tokenizer) -> None:
     """``model`` readied for ``tokenizer`` after ``apply_chat_format``: a row per added token (drawn around the mean
     of the existing rows, as transformers initialises them, from a fixed seed: every training worker and an export's
-    LoRA merge draw the same rows), the pad token, and the end of a turn among the stop tokens."""
+    LoRA merge draw the same rows), the pad token, and the end of a turn among the stop tokens.
+
+    A new end marker starts as a copy of the token that closes a turn, the model's own way of stopping: a mean row
+    is about the 16,000th likeliest token where real conversations end, and a short fine-tuning moves one row too
+    little to change that (SmolLM2-135M, 32 steps at lr 1e-4: the row moved 1% of its norm, termination F1 0)."""
     import torch
 
-    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < len(tokenizer):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        marker = tokenizer.convert_tokens_to_ids(END_OF_CONVERSATION)
+        if isinstance(marker, int) and marker >= rows:
+            closing = end_of_turn_id(tokenizer)
+            with torch.no_grad():  # both the input and the output rows (one matrix when they are tied)
+                for embeddings in (model.get_input_embeddings(), model.get_output_embeddings()):
+                    if embeddings is not None:
+                        embeddings.weight[marker] = embeddings.weight[closing]
     config = model.generation_config
     config.eos_token_id = stop_token_ids(tokenizer, config.eos_token_id)
     config.pad_token_id = model.config.pad_token_id = tokenizer.pad_token_id

@@ -182,3 +182,37 @@ def test_the_human_like_ratio_is_the_share_the_detector_calls_human(tmp_path):
     assert human_like_ratio(machine, texts, "Human") == 0.0
     with pytest.raises(StartError, match="eval.human_label: 'person' is not a label"):
         human_like_ratio(machine, texts, "person")
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        "Certainly! Here is a plan for your week.",
+        "Hello! How can I assist you today?",
+        "How may I help you with your garden?",
+        "I'm a chatbot that is a special AI designed to assist.",
+        "I'm an AI assistant, so I don't have a garden.",
+        "As a language model, I cannot browse the web.",
+        "I'm sorry, but I can't help with that.",
+    ],
+)
+def test_a_user_turn_in_the_assistants_voice_is_a_role_flip(turn):
+    """What an instruct model prompted to play the user writes when it slips (SmolLM2-135M-Instruct did)."""
+    from ray_apps.user_turns import rejection
+
+    assert rejection(turn, []) == "role_flip"
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        "How can I help my kid with maths homework?",
+        "I'm sorry, I meant the other one. How long does it keep?",
+        "I'm a teacher: how do I explain fractions?",
+        "Hi, how can I keep basil alive indoors?",
+    ],
+)
+def test_a_person_asking_is_not_a_role_flip(turn):
+    from ray_apps.user_turns import rejection
+
+    assert rejection(turn, []) is None
