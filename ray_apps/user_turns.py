@@ -16,6 +16,12 @@ _ROLE_FLIP = re.compile(
     r"|i'?m sorry,? but i (can'?t|cannot|am unable)\b)",
     re.I,
 )
+# ... or said anywhere in the turn what only an assistant says of itself.
+_ASSISTANT_SELF = re.compile(
+    r"\b(i'?m here to (help|assist)|how (can|may) i (help|assist) you|as an ai\b|i'?m (an ai|a chatbot|an ai "
+    r"assistant|a language model)\b)",
+    re.I,
+)
 # A closing that carries nothing: the simulator should end with the end marker instead.
 _POLITE_CLOSING = re.compile(
     r"^(ok(ay)?|great|cool|perfect|awesome|nice|got it|(thanks?|thank you)( (so|very) much)?( a "
@@ -35,7 +41,7 @@ def rejection(text: str, earlier_user_turns: list[str]) -> str | None:
     stripped = text.strip()
     if not stripped:
         return "empty"
-    if _ROLE_FLIP.match(stripped):
+    if _ROLE_FLIP.match(stripped) or _ASSISTANT_SELF.search(stripped):
         return "role_flip"
     if _normal(stripped) in {_normal(t) for t in earlier_user_turns}:
         return "repeated_turn"

@@ -91,9 +91,9 @@ def score_human_turns(
 ) -> dict:
     """Perplexity of ``path``'s model on the human turns, and its termination decisions, in its chat format
     (``chat_template``, ``model.chat_template``: a trained export carries its own; an untrained base is readied as
-    training readies it, the end marker a new token with a mean embedding). ``marker_token=False`` scores a model
-    that writes the end marker as text (a prompted simulator told to): its decision to end is the chance of the
-    marker's tokens in its own vocabulary."""
+    training readies it, the end marker a new token starting as the one that closes a turn). ``marker_token=False``
+    scores a model that writes the end marker as text (a prompted simulator told to): its decision to end is the
+    chance of the marker's tokens in its own vocabulary."""
     tokenizer = load_chat_tokenizer(path, chat_template, end_marker=marker_token)
     model = load_model(path).eval()
     fit_model(model, tokenizer)

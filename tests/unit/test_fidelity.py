@@ -194,6 +194,7 @@ def test_the_human_like_ratio_is_the_share_the_detector_calls_human(tmp_path):
         "I'm an AI assistant, so I don't have a garden.",
         "As a language model, I cannot browse the web.",
         "I'm sorry, but I can't help with that.",
+        "What do you mean? I'm here to help with anything and everything, from homework to everyday tasks.",
     ],
 )
 def test_a_user_turn_in_the_assistants_voice_is_a_role_flip(turn):
