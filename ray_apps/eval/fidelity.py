@@ -1,5 +1,6 @@
 """The simulator's sessions next to real ones, measured the way user-simulator papers measure them
-(UserLM, "Flipping the Dialogue", 2025; PlatoLM), and the targets the embedded default must reach.
+(UserLM, "Flipping the Dialogue", 2025; PlatoLM), the targets the embedded default must reach, and two
+simulators (a trained one and a prompted one) set side by side, figure by figure.
 
 Rates are over every user turn the simulator wrote, kept or resampled by the rollout's filters (each
 rollout record counts its resampled turns): a filter that hides a bad turn does not improve them.
@@ -45,7 +46,7 @@ TARGETS = (
 
 @dataclass(frozen=True)
 class Figure:
-    """A figure set side by side for the trained and the prompted simulator (``compare_simulators``)."""
+    """A figure shown for the real people, the trained and the prompted simulator (``compare_simulators``)."""
 
     key: str
     meaning: str

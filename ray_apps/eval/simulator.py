@@ -145,10 +145,15 @@ def _prompted(
         )
         part |= {"weights": base, "score": score} | _score_figures(score, base_score)
     else:
-        print(f"[eval simulator] prompted simulator {user.model}: not model.base, so not scored (no weights here)")
+        print(
+            f"[eval simulator] prompted simulator {user.model}: not model.base, so not scored (no weights here)",
+            flush=True,
+        )
     if layout.prompted.root.exists():
         compared, values = _session_figures(config, str(layout.prompted.root), real_records)
         part |= {"sessions": {"simulated": str(layout.prompted.root)} | compared} | values
     else:
-        print(f"[eval simulator] no prompted sessions at {layout.prompted.root}: its session figures left out")
+        print(
+            f"[eval simulator] no prompted sessions at {layout.prompted.root}: its session figures left out", flush=True
+        )
     return part | {"targets": check_targets(part)}
