@@ -15,7 +15,7 @@ from ray_apps.data.language import detect_language
 from ray_apps.pipeline import run_pipeline
 from ray_apps.records import read_records
 
-from ..helpers import ROOT, SAMPLE
+from ..helpers import ROOT, SAMPLE, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,9 @@ def preset_run(ray_session, smollm2_dir, smollm2_workdir, tmp_path_factory, pipe
     (workdir / "models").mkdir()
     (workdir / "models" / "gguf").symlink_to(smollm2_workdir / "models" / "gguf")  # converted once per session
     config = load_config(
-        ROOT / "configs" / "smollm2.yaml", [f"run.workdir={workdir}", f"prepare.inputs=[{corpus}]", *SHORTENED]
+        ROOT / "configs" / "smollm2.yaml",
+        # a port of its own: the session's tiny job left its cluster's Serve proxy on the preset's 8000
+        [f"run.workdir={workdir}", f"prepare.inputs=[{corpus}]", f"serve.port={free_port()}", *SHORTENED],
     )
     report = run_pipeline(config)
     return {"workdir": workdir, "report": report}
