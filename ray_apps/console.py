@@ -73,6 +73,7 @@ def on_console(line: bytes, previous: bool = True) -> bool:
 class _Capture:
     def __init__(self, log: Path):
         self.lock, self.synced = threading.Lock(), threading.Event()
+        self.heard = time.monotonic()  # when the pump last read anything
         self.logs = [self._open(log)]
         self.console = os.dup(1)
         self.saved = (os.dup(1), os.dup(2))
@@ -101,6 +102,7 @@ class _Capture:
         # ``keep``: the line's verdict, taken on its first bytes (a worker's prefix, a Ray log record's stamp)
         pending, decided, keep, open_line, previous = b"", 0, None, False, True
         while chunk := self._next():
+            self.heard = time.monotonic()
             synced = _SYNC in chunk
             chunk = chunk.replace(_SYNC, b"")
             with self.lock:
@@ -140,6 +142,17 @@ class _Capture:
         os.write(1, _SYNC)
         self.synced.wait(10)
 
+    def _settle(self, quiet_s: float = 0.5, at_most_s: float = 1.5) -> None:
+        """While Ray is connected, wait until nothing was printed for ``quiet_s``: Ray forwards what its workers print
+        a moment later (a Serve replica's last lines as its app is deleted), and once the console is restored, such a
+        line would reach it unfiltered."""
+        ray = sys.modules.get("ray")
+        if ray is None or not ray.is_initialized():
+            return
+        deadline = time.monotonic() + at_most_s
+        while time.monotonic() < deadline and time.monotonic() - self.heard < quiet_s:
+            time.sleep(0.05)
+
     def _next(self) -> bytes:
         try:
             return os.read(self.read, 65536)
@@ -156,6 +169,7 @@ class _Capture:
     def close(self) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        self._settle()
         for fd, saved in zip((1, 2), self.saved):
             os.dup2(saved, fd)  # the pipe's last write end closes: the pump drains it and ends
             os.close(saved)
