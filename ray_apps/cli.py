@@ -69,8 +69,9 @@ def _serve(config, args, join_ray):
 def _rollout(config, args, join_ray):
     from .rollout import run_rollout
 
-    join_ray()
-    run_rollout(config, args.output)
+    if not args.estimate:  # a projection reads the output directory only
+        join_ray()
+    run_rollout(config, args.output, estimate=args.estimate)
 
 
 def _answers(config, args, join_ray):
@@ -203,7 +204,15 @@ COMMANDS = {
     "rollout": Command(
         "Synthesise sessions between the user simulator and an assistant (Ray Data actors, resumable).",
         _rollout,
-        (arg("--output", default=None, help="output directory (default: rollout.output or <run.workdir>/realchat)"),),
+        (
+            arg("--output", default=None, help="output directory (default: rollout.output or <run.workdir>/realchat)"),
+            arg(
+                "--estimate",
+                action="store_true",
+                help="print the tokens, cost and wall time of the seeds still to run, projected from the sessions "
+                "made so far (a pilot), and run nothing",
+            ),
+        ),
     ),
     "eval": Command(
         "Benchmarks, LLM judge, results, dataset statistics, simulator fidelity.", subcommands=EVAL_COMMANDS

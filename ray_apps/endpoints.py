@@ -91,10 +91,21 @@ def describe(exc: openai.APIError) -> str:
 
 class Endpoint:
     """An endpoint as an actor calls it: an async client (make it on the actor's event loop), the run's
-    governor, the endpoint's sampling, and a token counter for its token budgets."""
+    governor, the endpoint's sampling, and a token counter for its token budgets.
+
+    The governor is asked before each request only when the endpoint has a rate limit; outcomes go to it in a batch
+    when a request fails or ``REPORT_EVERY_S`` after the last report, and its answer says whether the breaker opened.
+    """
+
+    REPORT_EVERY_S = 0.5
 
     def __init__(self, cfg: EndpointConfig, resolved: dict, governor):
         self.cfg, self.governor = cfg, governor
+        self.limited = bool(cfg.requests_per_minute or cfg.tokens_per_minute)
+        self.unreported: list[tuple[bool, str]] = []
+        self.reported = time.monotonic()
+        self.tripped: str | None = None  # the breaker's message, once a report's answer said it opened
+        self.reports: set[asyncio.Task] = set()  # reports on their way (the loop keeps weak references only)
         self.client = openai.AsyncOpenAI(
             base_url=resolved["base_url"], api_key=api_key(cfg), max_retries=cfg.max_retries, timeout=cfg.timeout_s
         )
@@ -113,13 +124,7 @@ class Endpoint:
         """The reply text and finish reason; ``CallFailed`` when the endpoint fails after its retries. ``session``
         names the conversation a request belongs to (its turns share a prefix: a session router keeps them on one
         replica). Every request of this project is sent here (so its headers and fields are set in this one place)."""
-        # Only a token rate limit needs the prompt's token count.
-        tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0
-        wait, tripped_by = await self.governor.reserve.remote(tokens)
-        if tripped_by:
-            raise CallFailed("circuit_open", tripped_by)
-        if wait:
-            await asyncio.sleep(wait)
+        await self._reserve(messages)
         started = time.perf_counter()
         try:
             r = await self.client.chat.completions.create(
@@ -134,9 +139,9 @@ class Endpoint:
             )
         except openai.APIError as exc:
             detail = describe(exc)
-            self.governor.report.remote(False, detail)
+            self._report(False, detail)
             raise CallFailed("endpoint_error", detail) from None
-        self.governor.report.remote(True)
+        self._report(True)
         if usage is not None:
             usage.requests += 1
             usage.seconds += time.perf_counter() - started
@@ -146,6 +151,29 @@ class Endpoint:
                 details = r.usage.prompt_tokens_details
                 usage.cached_prompt_tokens += (details.cached_tokens or 0) if details else 0
         return r.choices[0].message.content or "", r.choices[0].finish_reason
+
+    async def _reserve(self, messages: list[dict]) -> None:
+        """Wait for the request's turn under the run's limits; ``CallFailed`` when the breaker is open."""
+        if self.limited:
+            # Only a token rate limit needs the prompt's token count.
+            tokens = self.count_tokens(messages) + self.cfg.max_tokens if self.cfg.tokens_per_minute else 0
+            wait, self.tripped = await self.governor.reserve.remote(tokens)
+            if wait and not self.tripped:
+                await asyncio.sleep(wait)
+        if self.tripped:
+            raise CallFailed("circuit_open", self.tripped)
+
+    def _report(self, ok: bool, error: str = "") -> None:
+        self.unreported.append((ok, error))
+        if ok and time.monotonic() - self.reported < self.REPORT_EVERY_S:
+            return
+        outcomes, self.unreported, self.reported = self.unreported, [], time.monotonic()
+        task = asyncio.get_running_loop().create_task(self._learn(self.governor.report.remote(outcomes)))
+        self.reports.add(task)
+        task.add_done_callback(self.reports.discard)
+
+    async def _learn(self, answer) -> None:
+        self.tripped = await answer or self.tripped
 
 
 def map_rows(

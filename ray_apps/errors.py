@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Iterable
 
 # The failure reason of an item whose work raised an exception nobody expected (a bug, or an answer no code handles).
 INTERNAL_ERROR = "internal_error"
@@ -41,13 +42,14 @@ def internal_failure(exc: Exception) -> dict:
     return {"reason": INTERNAL_ERROR, "detail": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
 
 
-def print_first_traceback(stage: str, failures: list[dict], path) -> None:
+def print_first_traceback(stage: str, failures: Iterable[dict], path) -> None:
     """Say how many ``failures`` are internal errors and print the first one's traceback (all are in ``path``)."""
-    internal = [f for f in failures if f.get("reason") == INTERNAL_ERROR]
-    if internal:
+    internal = (f for f in failures if f.get("reason") == INTERNAL_ERROR)
+    first = next(internal, None)
+    if first:
         print(
-            f"[{stage}] {len(internal)} failed with {INTERNAL_ERROR} (an unexpected exception; every traceback is "
-            f"in {path}). The first:\n{internal[0].get('traceback') or internal[0]['detail']}",
+            f"[{stage}] {1 + sum(1 for _ in internal)} failed with {INTERNAL_ERROR} (an unexpected exception; every "
+            f"traceback is in {path}). The first:\n{first.get('traceback') or first['detail']}",
             file=sys.stderr,
             flush=True,
         )

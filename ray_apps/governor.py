@@ -1,6 +1,11 @@
 """The governor of one endpoint for a run: an actor every caller of the run shares, with the endpoint's requests-
 and tokens-per-minute limits and its error-rate circuit breaker. In a module of its own: its actor process imports
-only this (not the OpenAI client or Ray Data), so it starts in about a second."""
+only this (not the OpenAI client or Ray Data), so it starts in about a second.
+
+A caller asks it before a request only when the endpoint has a limit (``reserve``: the request's place in the
+run-wide schedule); it reports outcomes in batches (``report``), and learns from the answer whether the breaker
+opened. So an endpoint without limits costs no actor round trip per request (``bench/rollout_scale.py``).
+"""
 
 from __future__ import annotations
 
@@ -39,8 +44,14 @@ class EndpointGovernor:
             wait = max(wait, start - now)
         return wait, None
 
-    def report(self, ok: bool, error: str = "") -> None:
-        """One request's outcome after its retries."""
+    def report(self, outcomes: list[tuple[bool, str]]) -> str | None:
+        """Requests' outcomes after their retries, in the order they ended: ``(ok, error)``; returns why the breaker
+        is open, or None."""
+        for ok, error in outcomes:
+            self._add(ok, error)
+        return self.tripped
+
+    def _add(self, ok: bool, error: str) -> None:
         self.outcomes.append(ok)
         if not ok:
             self.last_error = error

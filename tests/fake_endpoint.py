@@ -4,13 +4,17 @@
 `fake-assistant` answers, `fake-broken` answers without choices. A share of chat requests
 (`failure_rate`, deterministic) fails in turn with 429 + Retry-After, 500, or a hang longer than the
 client's timeout.
+
+`python -m tests.fake_endpoint --port N [--turns 3]` serves an instant one in a process of its own (benchmarks).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import threading
+import time
 
 from aiohttp import web
 
@@ -49,12 +53,15 @@ def rollout_overrides(url: str) -> list[str]:
 
 
 class FakeEndpoint:
-    def __init__(self, failure_rate: float = 0.0, hang_s: float = 3.0, delay_s: float = 0.0, turns: int = 2):
+    def __init__(
+        self, failure_rate: float = 0.0, hang_s: float = 3.0, delay_s: float = 0.0, turns: int = 2, record: bool = True
+    ):
         self.failure_rate, self.hang_s, self.delay_s, self.turns = failure_rate, hang_s, delay_s, turns
         self.counter = itertools.count()
         self.failures = {"429": 0, "500": 0, "hang": 0}
-        self.port = None
+        self.port, self.record = None, record
         self.sessions: list[tuple[str, str | None]] = []  # (model, x-session-id header) of each chat request
+        self.times: list[tuple[str, float]] = []  # (model, monotonic time) of each chat request
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
 
@@ -73,7 +80,9 @@ class FakeEndpoint:
     async def _chat(self, request):
         n = next(self.counter)
         body = await request.json()
-        self.sessions.append((body["model"], request.headers.get("x-session-id")))
+        if self.record:
+            self.sessions.append((body["model"], request.headers.get("x-session-id")))
+            self.times.append((body["model"], time.monotonic()))
         if (n * 37) % 100 < self.failure_rate * 100:  # deterministic, spread over the request sequence
             mode = ("429", "500", "hang")[n % 3]
             self.failures[mode] += 1
@@ -95,15 +104,15 @@ class FakeEndpoint:
             text = f"Step by step answer number {n}."
         return chat_response(n, body["model"], text)
 
-    def start(self) -> FakeEndpoint:
+    def start(self, port: int = 0) -> FakeEndpoint:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
 
         async def serve():
-            self._runner = runner = web.AppRunner(app)
+            self._runner = runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", port)
             await site.start()
             self.port = site._server.sockets[0].getsockname()[1]
             self._started.set()
@@ -117,3 +126,13 @@ class FakeEndpoint:
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="an instant fake OpenAI-compatible endpoint")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--turns", type=int, default=3)
+    args = parser.parse_args()
+    FakeEndpoint(turns=args.turns, record=False).start(args.port)
+    print(f"serving on {args.port}", flush=True)
+    threading.Event().wait()

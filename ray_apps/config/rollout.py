@@ -126,11 +126,11 @@ class RolloutConfig(Section):
         return self.model_copy(update=update | {"compare_with": None})
 
     def session_fingerprint(self) -> str:
-        """Hash of what decides a session's content: resuming with other settings starts new sessions."""
+        """Hash of what decides a session's content: resuming with other settings starts new sessions. Not how many
+        there are: raising ``num_sessions`` keeps the sessions made and adds the rest."""
         keep = {
             "mode",
             "seeds",
-            "num_sessions",
             "personas",
             "assistant_system_prompt",
             "max_turns",

@@ -1,7 +1,8 @@
 """`realm rollout`: seeds in, a RealChat-style dataset out, through Ray Data actors and two endpoints.
 
-Each seed's key is a hash of its id and the session fingerprint; finished keys are skipped, so
-rerunning the same command after a kill resumes, and the dataset holds every seed exactly once.
+Each seed's key is a hash of its id and the session fingerprint (what decides a session's content, not how many
+there are); finished keys are skipped, so rerunning the same command after a kill resumes, raising
+``rollout.num_sessions`` after a pilot keeps the pilot's sessions, and the dataset holds every seed exactly once.
 """
 
 from __future__ import annotations
@@ -9,68 +10,69 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import ray
 import yaml
-from ray.util import metrics
 
-from ..config import PipelineConfig, write_run_config
+from ..config import DedupConfig, PipelineConfig, write_run_config
 from ..conversation import ASSISTANT, USER
 from ..endpoints import EndpointError, map_rows, resolve_endpoint
 from ..errors import RealmError, failure_share, print_first_traceback
-from ..governor import start_governor, stop_governors, tripped
+from ..governor import start_governor, stop_governors
 from ..layout import RolloutData, RunLayout
 from ..records import read_rows
 from ..tables import markdown_table
 from .openings import OpeningIndex
+from .progress import follow
 from .runner import SessionRunner
-from .store import collect, finished_keys, write_dataset, write_shard
+from .store import Outcome, Tally, outcome_index, read_failures, shard_files, tally, write_dataset, write_shard
 
 
 class RolloutError(RealmError, RuntimeError):
     """A rollout that cannot start or had to stop; the message says why."""
 
 
-def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
-    """Run (or resume) the rollout; returns the summary written to ``<output>/summary.json``."""
+def run_rollout(config: PipelineConfig, output: str | None = None, estimate: bool = False) -> dict:
+    """Run (or resume) the rollout; returns the summary written to ``<output>/summary.json``. ``estimate``: only
+    print (and return) the projection of the seeds still to run, from the sessions made so far."""
     cfg = config.rollout
     out = Path(output) if output else RunLayout(config).realchat.root
+    fingerprint = cfg.session_fingerprint()
+    seeds, invalid = _seeds(config, fingerprint)
+    keys = {s["key"] for s in seeds} | {r["key"] for r in invalid}
+    index = outcome_index(shard_files(out), keys)
+    finished = {k for k, o in index.items() if o.final}
+    pending = [s for s in seeds if s["key"] not in finished]
+    projection = _projection(config, out, index, len(pending))
+    if estimate:
+        print(_projection_line(projection, len(pending)), flush=True)
+        return projection or {}
     try:
         endpoints = {
             role: resolve_endpoint(config, getattr(cfg, role), f"rollout.{role}") for role in (USER, ASSISTANT)
         }
     except EndpointError as exc:
         raise RolloutError(str(exc)) from None
-    fingerprint = cfg.session_fingerprint()
-    seeds, invalid = _seeds(config, fingerprint)
-    keys = [s["key"] for s in seeds] + [r["key"] for r in invalid]
     write_run_config(config, out)
 
-    done = finished_keys(out)
-    openings = OpeningIndex.remote(cfg.dedup_threshold)
-    earlier = [
-        next(m["content"] for m in r["record"]["messages"] if m["role"] == USER)
-        for r in done.values()
-        if r["status"] == "session"
-    ]
-    # the run so far is part of the global dedup (calls run in order)
-    ray.get([openings.claim.remote(text) for text in earlier])
-    pending = [s for s in seeds if s["key"] not in done]
+    openings = OpeningIndex.remote(DedupConfig(threshold=cfg.dedup_threshold), str(out), fingerprint)
     if cfg.mode == "seeded":  # openings are known: deduplicate them here, in seed order
-        claimed = ray.get([openings.claim.remote(s["question"]) for s in pending])
-        duplicates = [s for s, new in zip(pending, claimed) if not new]
+        claimed = ray.get(openings.claim_texts.remote([s["question"] for s in pending]))
         invalid += [
-            _failed(s, "duplicate_opening", "repeats an earlier opening question of this run") for s in duplicates
+            _failed(s, "duplicate_opening", "repeats an earlier opening question of this run")
+            for s, new in zip(pending, claimed)
+            if not new
         ]
         pending = [s for s, new in zip(pending, claimed) if new]
-    if new_failures := [r for r in invalid if r["key"] not in done]:
+    if new_failures := [r for r in invalid if r["key"] not in finished]:
         write_shard(out, new_failures)
-    print(f"[rollout] {len(keys)} seeds: {len(done)} finished before, {len(pending)} to run -> {out}", flush=True)
+    print(f"[rollout] {len(keys)} seeds: {len(finished)} finished before, {len(pending)} to run -> {out}", flush=True)
+    if projection:
+        print(_projection_line(projection, len(pending)), flush=True)
 
-    started = time.time()
-    stopped_by = None
+    started, stopped_by, this_run = time.time(), None, None
     if pending:
         governors = {
             role: start_governor(getattr(cfg, role), args["base_url"], cfg.breaker_error_rate, cfg.breaker_window)
@@ -100,19 +102,19 @@ def run_rollout(config: PipelineConfig, output: str | None = None) -> dict:
             },
             actors=cfg.actors,
             batch_size=max(1, cfg.sessions_per_actor // 4),
-            blocks=4 * cfg.actors,  # small batches: frequent shards
+            blocks=4 * cfg.actors,
         )
-        stopped_by = _follow(rows, len(pending), list(governors.values()), cfg.progress_interval_s)
+        total, pending = len(pending), None  # the dataset holds the seeds now
+        stopped_by, this_run = follow(rows, total, list(governors.values()), out, cfg.progress_interval_s)
         if not stopped_by:  # every session ended; an open breaker stays up for the sessions in flight to read
             stop_governors(governors.values())
-    sessions, failures = collect(out, keys)
-    write_dataset(out, sessions, failures)
-    ran = {s["key"] for s in pending}
-    summary = _summary(config, sessions, failures, len(keys), time.time() - started, ran)
+    shards = shard_files(out)
+    counted = write_dataset(out, shards, outcome_index(shards, keys))
+    summary = _summary(config, counted, len(keys), time.time() - started, this_run, projection)
     RolloutData(out).summary.write_text(json.dumps(summary, indent=2) + "\n")
     RolloutData(out).card.write_text(_card(config, summary))
     print(f"[rollout] {summary['sessions']} sessions, {summary['failures']} failures -> {out}", flush=True)
-    print_first_traceback("rollout", failures, RolloutData(out).failures)
+    print_first_traceback("rollout", read_failures(out), RolloutData(out).failures)
     if stopped_by:
         raise RolloutError(
             f"{stopped_by}. Stopped; finished sessions are kept: fix the endpoint and rerun the same command to resume."
@@ -174,87 +176,128 @@ def _seed_problem(row, seed_id: str, seen: set) -> str | None:
     return None
 
 
-def _follow(rows, total: int, governors: list, interval: float) -> str | None:
-    """Consume the outcome rows with a progress bar and a summary line every ``interval`` s; returns
-    the circuit breaker's message if one opened (the run then stops)."""
-    from tqdm.auto import tqdm
-
-    done_metric = metrics.Gauge("realm_rollout_done", "Seeds finished in this run.")
-    counts, tokens, started, last = Counter(), 0, time.time(), time.time()
-    with tqdm(total=total, desc="rollout", unit="session") as bar:
-        for row in rows:
-            counts[row["status"]] += 1
-            usage = json.loads(row["usage"])
-            tokens += sum(u.get("completion_tokens", 0) for u in usage.values())
-            bar.update(1)
-            bar.set_postfix(failures=counts["failure"], tok_s=f"{tokens / max(time.time() - started, 1e-9):.0f}")
-            done_metric.set(sum(counts.values()))
-            if time.time() - last >= interval:
-                last = time.time()
-                print(
-                    f"[rollout] {sum(counts.values())}/{total} done, {counts['failure']} failed, "
-                    f"{tokens / (last - started):.0f} completion tokens/s",
-                    flush=True,
-                )
-                if reason := tripped(governors):
-                    return reason
-    return tripped(governors)
-
-
-def _summary(
-    config: PipelineConfig, sessions: list[dict], failures: list[dict], seeds: int, seconds: float, ran: set[str]
-) -> dict:
-    """Counts, token usage and cost of every seed's outcome; the rate of the sessions this run (``ran``) wrote."""
-    cfg = config.rollout
-    usage = {role: Counter() for role in (USER, ASSISTANT)}
-    for record in sessions:
-        for role, u in record["meta"]["usage"].items():
-            usage[role].update(u)
-    for record in failures:
-        for role, u in record.get("usage", {}).items():
-            usage[role].update(u)
+def _cost(config: PipelineConfig, usage: dict[str, Mapping]) -> dict:
+    """Dollars of ``usage`` (role -> token counts) at the configured prices, by role and in total."""
     cost = {
         role: round(
-            u["prompt_tokens"] / 1000 * getattr(cfg, role).price_per_1k_prompt
-            + u["completion_tokens"] / 1000 * getattr(cfg, role).price_per_1k_completion,
+            u.get("prompt_tokens", 0) / 1000 * getattr(config.rollout, role).price_per_1k_prompt
+            + u.get("completion_tokens", 0) / 1000 * getattr(config.rollout, role).price_per_1k_completion,
             4,
         )
         for role, u in usage.items()
     }
-    turns = [r["meta"]["user_turns"] for r in sessions]
-    rejected = Counter()
-    for r in sessions:
-        rejected.update(r["meta"]["rejected_user_turns"])
-    for f in failures:  # failures resample too (records of earlier versions carry no counts)
-        rejected.update(f.get("rejected_user_turns", {}))
+    return {**cost, "total": round(sum(cost.values()), 4)}
+
+
+def _projection(config: PipelineConfig, out: Path, index: dict[str, Outcome], pending: int) -> dict | None:
+    """What the ``pending`` seeds will cost, from the outcomes kept so far (None before any): tokens by role and
+    dollars at their mean, wall time at the rate the last run measured (``summary.json``)."""
+    kept = {k: o for k, o in index.items() if o.final}
+    if not pending or not kept:
+        return None
+    made = tally(shard_files(out), kept)
+    summary = RolloutData(out).summary
+    rate = json.loads(summary.read_text()).get("outcomes_per_second") if summary.is_file() else None
+    usage = {
+        role: {k: round(u[k] / made.outcomes * pending) for k in ("prompt_tokens", "completion_tokens")}
+        for role, u in made.usage.items()
+    }
     return {
-        "seeds": seeds,
-        "sessions": len(sessions),
-        "failures": len(failures),
-        "stop_reasons": dict(Counter(r["meta"]["stop_reason"] for r in sessions).most_common()),
-        "failure_reasons": dict(Counter(f["reason"] for f in failures).most_common()),
-        "mean_user_turns": round(sum(turns) / len(turns), 2) if turns else 0.0,
-        "rejected_user_turns": dict(rejected.most_common()),
-        "usage": {role: {k: round(v, 3) for k, v in u.items()} for role, u in usage.items()},
-        # prompt tokens the servers took from their prefix caches (when they report it: both our engines do)
-        "prefix_cache_hit_rate": {
-            role: round(u["cached_prompt_tokens"] / u["prompt_tokens"], 3) if u["prompt_tokens"] else 0.0
-            for role, u in usage.items()
-        },
-        "estimated_cost": {**cost, "total": round(sum(cost.values()), 4)},
-        "seconds_this_run": round(seconds, 1),
-        "completion_tokens_per_second": round(_completion_tokens(sessions, failures, ran) / seconds, 1)
-        if seconds and ran
-        else None,
-        "fingerprint": cfg.session_fingerprint(),
+        "seeds": pending,
+        "from_outcomes": made.outcomes,
+        "usage": usage,
+        "estimated_cost": _cost(config, usage),
+        "outcomes_per_second": rate,
+        "seconds": round(pending / rate) if rate else None,
     }
 
 
-def _completion_tokens(sessions: list[dict], failures: list[dict], keys: set[str]) -> int:
-    """Both roles' completion tokens in the outcomes of ``keys``."""
-    usages = [r["meta"]["usage"] for r in sessions if r["id"] in keys]
-    usages += [f.get("usage", {}) for f in failures if f["id"] in keys]
-    return sum(u.get("completion_tokens", 0) for usage in usages for u in usage.values())
+def _projection_line(projection: dict | None, pending: int) -> str:
+    if not pending:
+        return "[rollout] projection: every seed is finished; nothing to run"
+    if projection is None:
+        return f"[rollout] projection: none yet for {pending:,} seeds: run a pilot first (a small rollout.num_sessions)"
+    tokens = "; ".join(
+        f"{role} {u['prompt_tokens']:,} prompt / {u['completion_tokens']:,} completion tokens"
+        for role, u in projection["usage"].items()
+    )
+    rate = projection["outcomes_per_second"]
+    wall = (
+        f"~{projection['seconds'] / 60:.0f} min at {rate} seeds/s (the last run's rate)"
+        if rate
+        else "wall time unknown (no earlier run's rate)"
+    )
+    return (
+        f"[rollout] projection for {pending:,} seeds, from the {projection['from_outcomes']:,} made: {tokens}; "
+        f"${projection['estimated_cost']['total']:,.2f} at the configured prices; {wall}"
+    )
+
+
+def _summary(
+    config: PipelineConfig,
+    counted: Tally,
+    seeds: int,
+    seconds: float,
+    this_run: Tally | None,
+    projection: dict | None,
+) -> dict:
+    """Counts, token usage and cost of every seed's outcome; what this run made, and what was projected for it."""
+    usage = {role: {k: round(v, 3) for k, v in u.items()} for role, u in counted.usage.items()}
+    ran = this_run.outcomes if this_run else 0
+    completion = sum(u["completion_tokens"] for u in this_run.usage.values()) if this_run else 0
+    return {
+        "seeds": seeds,
+        "sessions": counted.sessions,
+        "failures": counted.failures,
+        "stop_reasons": dict(counted.stop_reasons.most_common()),
+        "failure_reasons": dict(counted.failure_reasons.most_common()),
+        "mean_user_turns": round(counted.user_turns / counted.sessions, 2) if counted.sessions else 0.0,
+        "rejected_user_turns": dict(counted.rejected.most_common()),
+        "usage": usage,
+        # prompt tokens the servers took from their prefix caches (when they report it: both our engines do)
+        "prefix_cache_hit_rate": {
+            role: round(u["cached_prompt_tokens"] / u["prompt_tokens"], 3) if u.get("prompt_tokens") else 0.0
+            for role, u in usage.items()
+        },
+        "estimated_cost": _cost(config, usage),
+        "seconds_this_run": round(seconds, 1),
+        "outcomes_this_run": ran,
+        "outcomes_per_second": round(ran / seconds, 2) if ran and seconds else None,
+        "completion_tokens_per_second": round(completion / seconds, 1) if ran and seconds else None,
+        "this_run": {
+            "usage": {role: dict(u) for role, u in this_run.usage.items()},
+            "estimated_cost": _cost(config, this_run.usage),
+        }
+        if this_run
+        else None,
+        "projection": projection,
+        "fingerprint": config.rollout.session_fingerprint(),
+    }
+
+
+def _projected(summary: dict) -> str:
+    """The card's section on this run: what was projected before it started, and what it took."""
+    projection, actual = summary["projection"], summary["this_run"]
+    if not projection or not actual:
+        return ""
+
+    def tokens(usage: dict, role: str) -> str:
+        return f"{usage[role].get('prompt_tokens', 0):,.0f} / {usage[role].get('completion_tokens', 0):,.0f}"
+
+    seconds = projection["seconds"]
+    rows = [
+        ["seeds", f"{projection['seeds']:,}", f"{summary['outcomes_this_run']:,}"],
+        *(
+            [f"{name} tokens (prompt / completion)", tokens(projection["usage"], role), tokens(actual["usage"], role)]
+            for role, name in ((USER, "user simulator"), (ASSISTANT, "assistant"))
+        ),
+        ["estimated cost", projection["estimated_cost"]["total"], actual["estimated_cost"]["total"]],
+        ["seconds", seconds if seconds is not None else "unknown", summary["seconds_this_run"]],
+    ]
+    return (
+        f"## This run: projected and actual\n\nProjected from the {projection['from_outcomes']:,} seeds made before "
+        f"it.\n\n{markdown_table(['', 'projected', 'actual'], rows)}\n\n"
+    )
 
 
 def _card(config: PipelineConfig, summary: dict) -> str:
@@ -288,7 +331,7 @@ Made by `realm rollout` (ReaLM on Ray): a user simulator (`{config.rollout.user.
 
 {facts}
 
-## Why sessions stopped
+{_projected(summary)}## Why sessions stopped
 
 {counts(summary["stop_reasons"])}
 

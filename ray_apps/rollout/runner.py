@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 from ray.util import metrics
 
-from ..config import RolloutConfig
+from ..config import DedupConfig, RolloutConfig
 from ..conversation import ASSISTANT, USER, make_record
 from ..endpoints import Endpoint
 from ..errors import internal_failure
+from .openings import sketch
 from .session import Session, SessionFailed
 from .store import write_shard
 
@@ -21,12 +22,14 @@ logger = logging.getLogger(__name__)
 
 
 class SessionRunner:
-    """``map_batches`` callable: a batch of seeds in, the same seeds out as outcome rows (for progress)."""
+    """``map_batches`` callable: a batch of seeds in, one shard of their outcomes written, their keys out (the
+    driver follows the shards)."""
 
     def __init__(
         self, rollout: dict, endpoints: dict[str, dict], governors: dict, openings, output: str, mode_meta: dict
     ):
         self.cfg = RolloutConfig.model_validate(rollout)
+        self.dedup = DedupConfig(threshold=self.cfg.dedup_threshold)
         self.resolved = endpoints  # role -> {base_url, tokenizer}
         self.governors, self.openings, self.output, self.mode_meta = governors, openings, Path(output), mode_meta
         self.endpoints: dict[str, Endpoint] | None = None
@@ -46,17 +49,7 @@ class SessionRunner:
         seeds = [json.loads(s) for s in batch["item"]]
         rows = await asyncio.gather(*[self._run(seed) for seed in seeds])
         write_shard(self.output, rows)
-        yield {
-            "key": [r["key"] for r in rows],
-            "status": [r["status"] for r in rows],
-            "reason": [
-                r["record"]["meta"]["stop_reason"] if r["status"] == "session" else r["record"]["reason"] for r in rows
-            ],
-            "usage": [
-                json.dumps(r["record"]["meta"]["usage"] if r["status"] == "session" else r["record"]["usage"])
-                for r in rows
-            ],
-        }
+        yield {"key": [r["key"] for r in rows]}
 
     async def _run(self, seed: dict) -> dict:
         async with self.in_flight:
@@ -75,7 +68,7 @@ class SessionRunner:
             return {"key": seed["key"], "status": "session", "record": self._record(session, stop)}
 
     async def _claim(self, text: str) -> bool:
-        return await self.openings.claim.remote(text)
+        return await self.openings.claim.remote(*sketch(text, self.dedup))
 
     def _usage(self, session: Session) -> dict:
         usage = {role: u.as_dict() for role, u in session.usage.items()}

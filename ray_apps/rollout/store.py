@@ -1,9 +1,12 @@
-"""Where sessions land: atomic shards while the run goes, then the dataset, its exports and its card.
+"""Where sessions land: atomic shards while the run goes, then the dataset, its exports and its tally.
 
 Every batch of finished seeds is one shard (``shards/<uuid>.jsonl``), written to a temporary
 name and renamed, so a killed run leaves whole shards or none. A rerun reads the shards to skip
 finished keys; the final outputs keep one record per key, so a seed that ran twice (an actor
 restarted mid-batch) still appears once.
+
+The driver reads shards as a stream: what it keeps is an index of keys and where each key's outcome lies, never
+the records, so finishing and resuming a run take memory by its number of seeds, not by the size of its sessions.
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
-from ..conversation import to_sharegpt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..conversation import ASSISTANT, USER, to_sharegpt
 from ..layout import RolloutData
-from ..records import write_jsonl, write_records
+from ..records import PARQUET_SCHEMA, parquet_row
 from .session import RETRYABLE
+
+ROLES = (USER, ASSISTANT)
 
 
 def write_shard(output: Path, rows: list[dict]) -> None:
@@ -33,39 +44,151 @@ def write_shard(output: Path, rows: list[dict]) -> None:
     os.replace(tmp, shards / f"{name}.jsonl")
 
 
-def read_shards(output: Path) -> dict[str, dict]:
-    """The outcome of every finished key: a session wins over a failure; of failures, the last read."""
-    outcome: dict[str, dict] = {}
-    for shard in sorted(RolloutData(output).shards.glob("*.jsonl")):
-        for line in shard.read_text().splitlines():
-            row = json.loads(line)
-            if outcome.get(row["key"], {}).get("status") != "session":
-                outcome[row["key"]] = row
-    return outcome
+def shard_files(output: Path) -> list[Path]:
+    return sorted(RolloutData(output).shards.glob("*.jsonl"))
 
 
-def finished_keys(output: Path) -> dict[str, dict]:
-    """Keys a rerun skips: sessions, and failures that retrying cannot fix."""
-    return {
-        k: row
-        for k, row in read_shards(output).items()
-        if row["status"] == "session" or row["record"]["reason"] not in RETRYABLE
-    }
+def read_shard(path: Path) -> Iterator[dict]:
+    with path.open() as f:
+        for line in f:
+            yield json.loads(line)
 
 
-def collect(output: Path, keys: list[str]) -> tuple[list[dict], list[dict]]:
-    """The session and failure records of the seeds in ``keys``, one per key, in seed order."""
-    outcome = read_shards(output)
-    found = [outcome[k] for k in keys if k in outcome]
-    return [r["record"] for r in found if r["status"] == "session"], [
-        r["record"] for r in found if r["status"] == "failure"
-    ]
+class Outcome(NamedTuple):
+    """Where a key's outcome lies (``shard`` indexes the list the index was built from) and whether a rerun
+    keeps it (``final``: a session, or a failure that retrying cannot fix)."""
+
+    shard: int
+    line: int
+    session: bool
+    final: bool
 
 
-def write_dataset(output: Path, sessions: list[dict], failures: list[dict]) -> None:
-    """``data/sessions.{parquet,jsonl}`` (messages format), ``data/sharegpt.jsonl``, ``failures.jsonl``."""
-    files = RolloutData(output)
-    write_records(sessions, files.sessions)
-    write_records(sessions, files.sessions_jsonl)
-    write_jsonl(files.sharegpt, [to_sharegpt(r) for r in sessions])
-    write_jsonl(files.failures, failures)
+def outcome_index(shards: list[Path], keys: set[str]) -> dict[str, Outcome]:
+    """The outcome of every key of ``keys`` in ``shards``: a session wins over a failure; of failures, the last read."""
+    index: dict[str, Outcome] = {}
+    for n, shard in enumerate(shards):
+        for line, row in enumerate(read_shard(shard)):
+            key = row["key"]
+            if key not in keys or (key in index and index[key].session):
+                continue
+            session = row["status"] == "session"
+            index[key] = Outcome(n, line, session, session or row["record"]["reason"] not in RETRYABLE)
+    return index
+
+
+def winners(shards: list[Path], index: dict[str, Outcome]) -> Iterator[dict]:
+    """The rows ``index`` points at, in shard order, one per key."""
+    for n, shard in enumerate(shards):
+        for line, row in enumerate(read_shard(shard)):
+            outcome = index.get(row["key"])
+            if outcome is not None and (outcome.shard, outcome.line) == (n, line):
+                yield row
+
+
+class Tally:
+    """What the summary and the card say of outcomes, counted as they stream by."""
+
+    def __init__(self):
+        self.sessions = self.failures = self.user_turns = 0
+        self.usage = {role: Counter() for role in ROLES}
+        self.stop_reasons, self.failure_reasons, self.rejected = Counter(), Counter(), Counter()
+
+    def add(self, row: dict) -> None:
+        record = row["record"]
+        if row["status"] == "session":
+            meta = record["meta"]
+            self.sessions += 1
+            self.user_turns += meta["user_turns"]
+            self.stop_reasons[meta["stop_reason"]] += 1
+            usage, rejected = meta["usage"], meta["rejected_user_turns"]
+        else:
+            self.failures += 1
+            self.failure_reasons[record["reason"]] += 1
+            usage, rejected = record.get("usage", {}), record.get("rejected_user_turns", {})
+        for role, u in usage.items():
+            self.usage[role].update(u)
+        self.rejected.update(rejected)
+
+    @property
+    def outcomes(self) -> int:
+        return self.sessions + self.failures
+
+
+def tally(shards: list[Path], index: dict[str, Outcome]) -> Tally:
+    counted = Tally()
+    for row in winners(shards, index):
+        counted.add(row)
+    return counted
+
+
+class _Sink:
+    """One output file, written under a temporary name and renamed into place when complete."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = self.tmp.open("w", encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        self.file.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+
+class _ParquetSink(_Sink):
+    ROWS_PER_GROUP = 2000
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer, self.rows = pq.ParquetWriter(self.tmp, PARQUET_SCHEMA), []
+
+    def write(self, record: dict) -> None:
+        self.rows.append(parquet_row(record))
+        if len(self.rows) == self.ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=PARQUET_SCHEMA))
+        self.rows = []
+
+    def close(self) -> None:
+        if self.rows:
+            self._flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+
+def write_dataset(output: Path, shards: list[Path], index: dict[str, Outcome]) -> Tally:
+    """``data/sessions.{parquet,jsonl}`` (messages format), ``data/sharegpt.jsonl`` and ``failures.jsonl`` from the
+    outcomes ``index`` points at, in one pass over ``shards``; returns their tally."""
+    files, counted = RolloutData(output), Tally()
+    parquet, jsonl, sharegpt, failures = (
+        _ParquetSink(files.sessions),
+        _Sink(files.sessions_jsonl),
+        _Sink(files.sharegpt),
+        _Sink(files.failures),
+    )
+    for row in winners(shards, index):
+        counted.add(row)
+        record = row["record"]
+        if row["status"] == "session":
+            parquet.write(record)
+            jsonl.write({"id": record["id"], "messages": record["messages"], "meta": record["meta"]})
+            sharegpt.write(to_sharegpt(record))
+        else:
+            failures.write(record)
+    for sink in (parquet, jsonl, sharegpt, failures):
+        sink.close()
+    return counted
+
+
+def read_failures(output: Path) -> Iterator[dict]:
+    """The failure records of the dataset, one at a time."""
+    path = RolloutData(output).failures
+    if path.is_file():
+        with path.open() as f:
+            yield from (json.loads(line) for line in f)
