@@ -2,6 +2,7 @@
 first show progress, and does the driver's memory grow with the run?
 
     .venv/bin/python bench/rollout_scale.py [--sessions 10000 100000] [--bare-sessions 10000] [--turns 3]
+    .venv/bin/python bench/rollout_scale.py --nodes 2 --actors 1 2 --sessions 5000 --bare-sessions 0
 
 One local Ray cluster, one instant fake OpenAI-compatible endpoint in a process of its own (`tests/fake_endpoint.py`:
 the simulator asks ``--turns`` questions, then writes the end marker; 2 x turns + 1 requests a session). For each
@@ -10,6 +11,8 @@ timed from its start: requests/s, sessions/s, the time of its first progress lin
 side on the same endpoint: a plain asyncio `openai` client playing the same sessions at the same concurrency (128).
 Writes bench/results/rollout_scale.json and prints one summary line last. Targets: rollout >= 0.9x the bare
 client's requests/s, first progress within 15 s, driver peak RSS at the largest size within 1.2x of the smallest.
+With ``--nodes 2 --actors 1 2`` it runs on a two-node `ray.cluster_utils.Cluster` on this machine instead, each size
+once per number of actors (64 sessions in flight in each): how requests/s grows with actors across nodes.
 """
 
 from __future__ import annotations
@@ -121,7 +124,11 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=["rollout.sessions_per_actor=64"], help="config overrides of the rollout"
     )
+    parser.add_argument("--nodes", type=int, default=1, help="nodes of a simulated cluster (ray.cluster_utils)")
+    parser.add_argument("--actors", type=int, nargs="*", default=[], help="rollout.actors to sweep")
     args = parser.parse_args()
+    if args.actors:
+        return scaling(args)
     import ray
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
@@ -166,6 +173,48 @@ def main() -> None:
         f"first progress at {result['first_progress_s']} s (target 15); driver peak RSS "
         f"{smallest['driver_peak_rss_mb']} MB at {min(runs):,} -> {largest['driver_peak_rss_mb']} MB at "
         f"{max(runs):,} sessions (x{result['rss_growth']}, target 1.2)"
+    )
+
+
+def scaling(args) -> None:
+    """requests/s by number of actors on a simulated cluster of ``args.nodes`` nodes."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": os.cpu_count(), "include_dashboard": False})
+    for _ in range(args.nodes - 1):
+        cluster.add_node(num_cpus=os.cpu_count())
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="WARNING")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_endpoint", "--port", str(port), "--turns", str(args.turns)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server.stdout.readline()
+    runs = {}
+    try:
+        for actors in args.actors:
+            with tempfile.TemporaryDirectory(prefix="rollout-scale-") as workdir:
+                overrides = [*args.set, f"rollout.actors={actors}"]
+                runs[actors] = rollout(
+                    f"http://127.0.0.1:{port}/v1", args.sessions[0], Path(workdir), cluster.address, overrides
+                )
+            print(f"{actors} actors: {runs[actors]}", flush=True)
+    finally:
+        server.terminate()
+        ray.shutdown()
+        cluster.shutdown()
+    least, most = min(runs), max(runs)
+    growth = round(runs[most]["rps"] / runs[least]["rps"], 2)
+    out = ROOT / "bench" / "results" / "rollout_scale_actors.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"nodes": args.nodes, "runs": runs, "growth": growth}, indent=2) + "\n")
+    print(
+        f"{args.nodes} nodes: {least} actors {runs[least]['rps']} req/s -> {most} actors {runs[most]['rps']} req/s "
+        f"(x{growth})"
     )
 
 

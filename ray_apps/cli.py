@@ -179,7 +179,6 @@ COMMANDS = {
         "Train a tokenizer on a corpus and write a tiny LLaMA-architecture model.",
         _init_model,
         (
-            arg("--preset", default=None, help="model preset (default: model.init.preset)"),
             arg("--corpus", required=True, help="prepared dataset directory (output of `realm prepare`)"),
             arg("--output", required=True, help="directory for the Hugging Face model"),
         ),
@@ -247,21 +246,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_overrides(args: argparse.Namespace) -> list[str]:
-    """``--input a b key.x=1`` puts the override into --input; move such items back."""
-    overrides = list(args.overrides)
-    if getattr(args, "input", None):
-        overrides += [item for item in args.input if _OVERRIDE.match(item)]
-        args.input = [item for item in args.input if not _OVERRIDE.match(item)] or None
-    return overrides
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The dotted ``key.sub=value`` overrides wherever they stand on the command line (before, between or after
+    options, as users write them), and the rest for argparse."""
+    return [a for a in argv if _OVERRIDE.match(a)], [a for a in argv if not _OVERRIDE.match(a)]
 
 
 def main(argv: list[str] | None = None, runtime_env: dict | None = None) -> int:
     """Run one command; ``runtime_env`` (from jobs/) applies to every task and actor it starts."""
-    args = _parser().parse_args(argv)
-    overrides = _split_overrides(args)
-    if getattr(args, "preset", None):
-        overrides.append(f"model.init.preset={args.preset}")
+    overrides, rest = _split_overrides(sys.argv[1:] if argv is None else list(argv))
+    args = _parser().parse_args(rest)
     name = " ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None))))
     log = None
     try:

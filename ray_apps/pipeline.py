@@ -1,6 +1,6 @@
 """`realm pipeline`: every stage in order under one working directory, each skipped once complete.
 
-prepare -> init-model (tiny preset) -> train usergpt -> train baseline -> rollout (the simulator
+prepare -> init-model (tiny model) -> train usergpt -> train baseline -> rollout (the simulator
 and the assistant served by Ray Serve, unless hosted) -> rollout-prompted (with rollout.compare_with:
 an instruct model prompted to play the user, against the same assistant) -> eval simulator (real vs
 simulated, the simulators' fidelity) -> train realm -> eval assistants (benchmark answers, the judge)

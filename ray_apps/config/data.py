@@ -101,7 +101,6 @@ class PrepareConfig(Section):
 
 
 class ModelInitConfig(Section):
-    preset: Literal["tiny"] = Field("tiny", description="Architecture preset of `realm init-model`.")
     vocab_size: int = Field(4096, ge=300, description="Byte-level BPE vocabulary size (special tokens included).")
     hidden_size: int = Field(128, ge=8, description="Hidden size of the LLaMA-architecture model.")
     intermediate_size: int = Field(344, ge=8, description="MLP size.")

@@ -1,6 +1,7 @@
 """`realm rollout` with real Ray Data actors: against the Serve app with the tiny models, and against a
 fault-injecting fake endpoint (retries, breaker), with a SIGKILLed driver resumed exactly once."""
 
+import bisect
 import json
 import os
 import re
@@ -279,3 +280,79 @@ def test_a_killed_driver_resumes_and_keeps_every_seed_exactly_once(ray_session, 
     assert {s["meta"]["seed_id"] for s in sessions} | {f["seed_id"] for f in failures} == {
         f"free-{i:06d}" for i in range(48)
     }
+
+
+def test_a_pilot_raised_to_more_sessions_keeps_its_sessions_and_projects_the_rest(ray_session, tmp_path, capsys):
+    fake = FakeEndpoint().start()
+    try:
+
+        def config(n):
+            return _config(
+                tmp_path, fake.url, fake.url, f"rollout.num_sessions={n}", user="fake-user", assistant="fake-assistant"
+            )
+
+        run_rollout(config(8))
+        pilot = {s["id"]: s for s in _outputs(tmp_path / "realchat")[0]}
+        sent = len(fake.sessions)
+        estimate = run_rollout(config(16), estimate=True)
+        assert len(fake.sessions) == sent  # an estimate runs nothing
+        summary = run_rollout(config(16))
+    finally:
+        fake.stop()
+    printed = capsys.readouterr().out
+    assert "[rollout] projection for 8 seeds, from the 8 made" in printed
+    assert "[rollout] 16 seeds: 8 finished before, 8 to run" in printed
+    sessions = {s["id"]: s for s in _outputs(tmp_path / "realchat")[0]}
+    assert len(sessions) == 16 and all(sessions[key] == session for key, session in pilot.items())
+    assert estimate["seeds"] == summary["projection"]["seeds"] == summary["outcomes_this_run"] == 8
+    assert estimate["seconds"] is not None  # at the pilot's rate
+    # the fake's sessions are alike (3 simulator turns, 2 answers, 5 tokens each): the projection is exact
+    for role in ("user", "assistant"):
+        assert summary["projection"]["usage"][role] == {
+            k: summary["this_run"]["usage"][role][k] for k in ("prompt_tokens", "completion_tokens")
+        }
+    assert "## This run: projected and actual" in (tmp_path / "realchat" / "README.md").read_text()
+
+
+def test_progress_comes_from_the_shards_before_a_block_is_done(ray_session, tmp_path, capsys):
+    """Ray Data hands a block's rows back when the whole block is done: here 4 blocks of 16 seeds (4 per actor),
+    each on one seed at a time, ~13 s a block. The driver counts the shards instead, so it sees seeds sooner."""
+    fake = FakeEndpoint(delay_s=0.2).start()
+    try:
+        cfg = _config(
+            tmp_path,
+            fake.url,
+            fake.url,
+            "rollout.num_sessions=64",
+            "rollout.actors=1",
+            "rollout.sessions_per_actor=4",
+            "rollout.max_turns=2",
+            user="fake-user",
+            assistant="fake-assistant",
+        )
+        run_rollout(cfg)
+    finally:
+        fake.stop()
+    done = [int(n) for n in re.findall(r"\[rollout\] (\d+)/64 done", capsys.readouterr().out)]
+    assert done and done[0] < 16 and done[-1] == 64, done
+
+
+def test_a_requests_per_minute_limit_holds_across_the_runs_actors(ray_session, tmp_path):
+    fake = FakeEndpoint().start()
+    try:
+        cfg = _config(
+            tmp_path,
+            fake.url,
+            fake.url,
+            "rollout.num_sessions=12",
+            "rollout.user.requests_per_minute=240",  # one request every 0.25 s, whichever of the 2 actors sends it
+            user="fake-user",
+            assistant="fake-assistant",
+        )
+        run_rollout(cfg)
+    finally:
+        fake.stop()
+    sent = sorted(t for model, t in fake.times if model == "fake-user")
+    assert len(sent) == 36  # 3 simulator turns a session
+    assert max(bisect.bisect_right(sent, t + 1.0) - i for i, t in enumerate(sent)) <= 5  # never more than 4/s (+1)
+    assert sent[-1] - sent[0] >= 35 * 0.25 * 0.9

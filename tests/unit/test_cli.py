@@ -17,6 +17,16 @@ def test_override_after_input_is_still_an_override(capsys):
     assert code == 2 and "prepare.dedup.threshold" in capsys.readouterr().err
 
 
+def test_overrides_stand_anywhere_between_options(capsys, tmp_path):
+    """`realm rollout --config c.yaml run.workdir=w --output o rollout.num_sessions=300`, as users write it: both
+    overrides are read (here the second is checked by the schema, which names it)."""
+    code = main(
+        ["rollout", "--config", str(ROOT / "configs/tiny.yaml"), f"run.workdir={tmp_path}", "--output", "o"]
+        + ["rollout.num_sessionz=300"]
+    )
+    assert code == 2 and "rollout.num_sessionz: unknown key" in capsys.readouterr().err
+
+
 def test_missing_input_fails_at_start(capsys, tmp_path):
     workdir = f"run.workdir={tmp_path}"
     assert (
