@@ -50,9 +50,18 @@ def base_url(config: PipelineConfig) -> str:
     return f"http://{host}:{config.serve.port}{config.serve.route_prefix.rstrip('/')}/v1"
 
 
-def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> dict:
-    """``{"base_url", "tokenizer", "send_seed"}`` of an endpoint, checked now: it answers and serves ``cfg.model``.
-    ``key`` is the config key that names it (``rollout.user``, ``eval.judge``, ...), for the error."""
+@dataclass(frozen=True)
+class ResolvedEndpoint:
+    """Where an endpoint's requests go, as checked at start; it travels to the actors that call it."""
+
+    base_url: str
+    tokenizer: str | None  # counts its prompts' tokens (a model directory or hub id); None: a word estimate
+    send_seed: bool  # whether requests carry a sampling seed
+
+
+def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> ResolvedEndpoint:
+    """An endpoint, checked now: it answers and serves ``cfg.model``. ``key`` is the config key that names it
+    (``rollout.user``, ``eval.judge``, ...), for the error."""
     url = cfg.base_url or base_url(config)
     client = openai.OpenAI(base_url=url, api_key=api_key(cfg), max_retries=2, timeout=30)
     try:
@@ -67,7 +76,7 @@ def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> d
     send_seed = cfg.send_seed and not (cfg.base_url is None and vllm_on_cpu(config, cfg.model))
     if cfg.send_seed and not send_seed:
         print(f"[{key}] no sampling seeds: vLLM's CPU engine fails on seeded requests (reruns sample anew)", flush=True)
-    return {"base_url": url, "tokenizer": tokenizer, "send_seed": send_seed}
+    return ResolvedEndpoint(url, tokenizer, send_seed)
 
 
 @dataclass
@@ -99,7 +108,7 @@ class Endpoint:
 
     REPORT_EVERY_S = 0.5
 
-    def __init__(self, cfg: EndpointConfig, resolved: dict, governor):
+    def __init__(self, cfg: EndpointConfig, resolved: ResolvedEndpoint, governor):
         self.cfg, self.governor = cfg, governor
         self.limited = bool(cfg.requests_per_minute or cfg.tokens_per_minute)
         self.unreported: list[tuple[bool, str]] = []
@@ -107,10 +116,10 @@ class Endpoint:
         self.tripped: str | None = None  # the breaker's message, once a report's answer said it opened
         self.reports: set[asyncio.Task] = set()  # reports on their way (the loop keeps weak references only)
         self.client = openai.AsyncOpenAI(
-            base_url=resolved["base_url"], api_key=api_key(cfg), max_retries=cfg.max_retries, timeout=cfg.timeout_s
+            base_url=resolved.base_url, api_key=api_key(cfg), max_retries=cfg.max_retries, timeout=cfg.timeout_s
         )
-        self.count_tokens = chat_token_counter(resolved["tokenizer"])
-        self.send_seed = resolved["send_seed"]
+        self.count_tokens = chat_token_counter(resolved.tokenizer)
+        self.send_seed = resolved.send_seed
 
     async def chat(
         self,

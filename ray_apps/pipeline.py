@@ -214,6 +214,7 @@ def _train_stage(
     settings = {
         "train": config.train.for_model(name).model_dump(mode="json", exclude={"models"}),
         "base": base_identity(config, config.train.base_model),
+        "seed": config.run.seed,
     }
     return Stage(f"train-{name}", ("model",), after, (output,), run, settings)
 

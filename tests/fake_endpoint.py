@@ -114,7 +114,7 @@ class FakeEndpoint:
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", port)
             await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
+            self.port = runner.addresses[0][1]
             self._started.set()
 
         threading.Thread(

@@ -78,6 +78,7 @@ def free_port() -> int:
 
 def alive_governors() -> set[str]:
     """The ids of the connected cluster's live ``EndpointGovernor`` actors (from the GCS: no dashboard needed)."""
+    # private (Ray 2.60): the public ray.util.state.list_actors asks the dashboard, which these clusters do not run
     from ray._private.state import actors
 
     return {i for i, a in actors().items() if a["ActorClassName"] == "EndpointGovernor" and a["State"] == "ALIVE"}

@@ -20,7 +20,7 @@ import numpy as np
 from ray.util import metrics
 
 from ..config import EndpointConfig, EvalConfig
-from ..endpoints import CallFailed, Endpoint, map_rows
+from ..endpoints import CallFailed, Endpoint, ResolvedEndpoint, map_rows
 from ..errors import RealmError, failure_share, internal_failure, print_first_traceback
 from ..governor import start_governor, stop_governors, tripped
 from ..records import write_jsonl
@@ -37,7 +37,7 @@ class EvalError(RealmError, RuntimeError):
 class JobRunner:
     """``map_batches`` callable: each item through ``work(chat, item)`` on the actor's event loop."""
 
-    def __init__(self, task: str, work: Callable, endpoint: dict, resolved: dict, governor, in_flight: int):
+    def __init__(self, task: str, work: Callable, endpoint: dict, resolved: ResolvedEndpoint, governor, in_flight: int):
         self.task, self.work, self.cfg = task, work, EndpointConfig.model_validate(endpoint)
         self.resolved, self.governor, self.in_flight = resolved, governor, in_flight
         self.endpoint: Endpoint | None = None
@@ -79,7 +79,7 @@ def run_jobs(
     items: list[dict],
     work: Callable,
     endpoint: EndpointConfig,
-    resolved: dict,
+    resolved: ResolvedEndpoint,
     cfg: EvalConfig,
     output: Path,
     failures: Path,
@@ -90,7 +90,7 @@ def run_jobs(
 
     failed, reason = [], None
     if items:
-        governor = start_governor(endpoint, resolved["base_url"])
+        governor = start_governor(endpoint, resolved.base_url)
         try:
             rows = map_rows(
                 items,

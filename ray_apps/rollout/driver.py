@@ -75,8 +75,8 @@ def run_rollout(config: PipelineConfig, output: str | None = None, estimate: boo
     started, stopped_by, this_run = time.time(), None, None
     if pending:
         governors = {
-            role: start_governor(getattr(cfg, role), args["base_url"], cfg.breaker_error_rate, cfg.breaker_window)
-            for role, args in endpoints.items()
+            role: start_governor(getattr(cfg, role), resolved.base_url, cfg.breaker_error_rate, cfg.breaker_window)
+            for role, resolved in endpoints.items()
         }
         meta = {
             "mode": cfg.mode,

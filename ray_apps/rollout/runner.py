@@ -12,7 +12,7 @@ from ray.util import metrics
 
 from ..config import DedupConfig, RolloutConfig
 from ..conversation import ASSISTANT, USER, make_record
-from ..endpoints import Endpoint
+from ..endpoints import Endpoint, ResolvedEndpoint
 from ..errors import internal_failure
 from .openings import sketch
 from .session import Session, SessionFailed
@@ -26,11 +26,17 @@ class SessionRunner:
     driver follows the shards)."""
 
     def __init__(
-        self, rollout: dict, endpoints: dict[str, dict], governors: dict, openings, output: str, mode_meta: dict
+        self,
+        rollout: dict,
+        endpoints: dict[str, ResolvedEndpoint],
+        governors: dict,
+        openings,
+        output: str,
+        mode_meta: dict,
     ):
         self.cfg = RolloutConfig.model_validate(rollout)
         self.dedup = DedupConfig(threshold=self.cfg.dedup_threshold)
-        self.resolved = endpoints  # role -> {base_url, tokenizer}
+        self.resolved = endpoints
         self.governors, self.openings, self.output, self.mode_meta = governors, openings, Path(output), mode_meta
         self.endpoints: dict[str, Endpoint] | None = None
         self.in_flight: asyncio.Semaphore | None = None

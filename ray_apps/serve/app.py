@@ -121,7 +121,7 @@ def stop_serve(config: PipelineConfig, tag: str = "serve", patience_s: float | N
     here follows the config (two tiers of grace and 4 minutes more by default)."""
     name, grace = config.serve.app_name, config.serve.graceful_shutdown_timeout_s
     patience_s = 2 * grace + 240 if patience_s is None else patience_s
-    serve.delete(name, _blocking=False)
+    serve.delete(name, _blocking=False)  # private (Ray 2.60): Serve has no public delete that does not wait
     started, told = time.monotonic(), False
     while name in serve.status().applications:
         waited = time.monotonic() - started

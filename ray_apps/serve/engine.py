@@ -423,7 +423,11 @@ _SPARE_COLUMNS = 128  # room for this many decode steps before a cache layer is 
 class _GrowingLayer(DynamicLayer):
     """A KV-cache layer whose keys and values are views of larger buffers: a decode step writes one
     column into spare room, a leaving row is refilled by one from the end, and padding columns are
-    dropped by moving a start index, so none of them copies the cache."""
+    dropped by moving a start index, so none of them copies the cache.
+
+    transformers (checked on 5.25) exports ``DynamicLayer`` and ``Cache`` but no API for a layer with
+    preallocated room: this overrides ``update`` and relies on its ``keys``/``values`` attributes and
+    ``lazy_initialization``; the `hf` engine tests fail first if an upgrade changes them."""
 
     @classmethod
     def holding(cls, key_buffer: torch.Tensor, value_buffer: torch.Tensor, width: int) -> _GrowingLayer:

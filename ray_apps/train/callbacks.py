@@ -14,7 +14,9 @@ GAUGES = ("step", "loss", "learning_rate", "tokens_per_second", "packing_efficie
 
 
 class ProgressCallback(TrainerCallback):
-    """Adds tokens/s, packing efficiency and ETA to every log; prints a line; sets Ray gauges."""
+    """Adds tokens/s, packing efficiency and ETA to every log; prints a line; sets Ray gauges. Tokens/s is of
+    training: the collator builds the eval batches too, so the tokens and seconds of eval passes (each between a
+    step's end and ``on_evaluate``) are left out."""
 
     def __init__(self, counter: TokenCounter, role: str):
         self.counter = counter
@@ -24,6 +26,25 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.started, self.start_step = time.time(), state.global_step
         self.counted_from = self.counter.real
+        self.eval_tokens, self.eval_seconds = 0, 0.0
+        self._mark()
+
+    def _mark(self) -> None:
+        self.mark = (self.counter.real, time.time())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._mark()
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        tokens, at = self.mark
+        self.eval_tokens += self.counter.real - tokens
+        self.eval_seconds += time.time() - at
+        self._mark()
+
+    def tokens_per_second(self) -> float:
+        """Real training tokens per second of training so far (on this worker)."""
+        seconds = max(time.time() - self.started - self.eval_seconds, 1e-9)
+        return round((self.counter.real - self.counted_from - self.eval_tokens) / seconds, 1)
 
     def _gauges(self):
         if self.gauges is None:
@@ -43,7 +64,7 @@ class ProgressCallback(TrainerCallback):
         elapsed = max(time.time() - self.started, 1e-9)
         steps = max(state.global_step - self.start_step, 1)
         extra = {
-            "tokens_per_second": round((self.counter.real - self.counted_from) / elapsed, 1),
+            "tokens_per_second": self.tokens_per_second(),
             "packing_efficiency": round(self.counter.efficiency, 4),
             "eta_seconds": round((state.max_steps - state.global_step) * elapsed / steps, 1),
         }

@@ -112,6 +112,7 @@ def _fit(config: PipelineConfig, role: Role, paths: dict, name: str) -> Result:
             "model_path": paths["model"],
             "chat_template": config.model.chat_template,
             "token_env": config.model.hf_token_env,
+            "seed": config.run.seed,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.num_workers,

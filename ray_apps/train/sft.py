@@ -47,9 +47,11 @@ def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
 
 @dataclass
 class TokenCounter:
-    """Counts real and processed tokens of every batch the collator builds."""
+    """Counts the real tokens of every batch the collator builds, and the room they were given: a packed row's
+    ``row_length`` (``train.max_length``) under packing, else the padded batch. ``efficiency`` is their ratio."""
 
     inner: object
+    row_length: int | None = None
     real: int = 0
     processed: int = 0
 
@@ -58,7 +60,7 @@ class TokenCounter:
         ids = batch["input_ids"]
         mask = batch.get("attention_mask")
         self.real += int(mask.sum()) if mask is not None else int(ids.numel())
-        self.processed += int(ids.numel())
+        self.processed += len(examples) * self.row_length if self.row_length else int(ids.numel())
         return batch
 
     @property
@@ -66,8 +68,11 @@ class TokenCounter:
         return self.real / self.processed if self.processed else 0.0
 
 
-def training_args(cfg: TrainConfig, output_dir: str, world_size: int, use_deepspeed: bool, evaluate: bool) -> SFTConfig:
-    """TRL's arguments for a run of ``cfg`` on ``world_size`` workers."""
+def training_args(
+    cfg: TrainConfig, output_dir: str, world_size: int, use_deepspeed: bool, evaluate: bool, seed: int = 0
+) -> SFTConfig:
+    """TRL's arguments for a run of ``cfg`` on ``world_size`` workers (``seed``: `run.seed`, for the data order,
+    dropout and LoRA's initialisation)."""
     return SFTConfig(
         output_dir=output_dir,
         max_length=cfg.max_length,
@@ -98,7 +103,7 @@ def training_args(cfg: TrainConfig, output_dir: str, world_size: int, use_deepsp
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
-        seed=0,
+        seed=seed,
     )
 
 
@@ -138,9 +143,10 @@ def build_trainer(
     world_size: int = 1,
     use_deepspeed: bool = True,
     token_env: str = "HF_TOKEN",
+    seed: int = 0,
 ) -> tuple[SFTTrainer, TokenCounter]:
     """An SFTTrainer on ``{"messages": [...]}`` rows with loss on the ``assistant`` turns only."""
-    args = training_args(cfg, output_dir, world_size, use_deepspeed, evaluation is not None)
+    args = training_args(cfg, output_dir, world_size, use_deepspeed, evaluation is not None, seed)
     model = load_model(model_path, token_env, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
     rows = model.get_input_embeddings().weight.shape[0]
     fit_model(model, tokenizer)
@@ -158,6 +164,6 @@ def build_trainer(
         # peft's trainable-tokens wrapper of a tied LM head forwards `weight` (merged with the new rows) but not the
         # head's `bias` (None), which TRL's fused LM head reads
         head.bias = None
-    counter = TokenCounter(trainer.data_collator)
+    counter = TokenCounter(trainer.data_collator, cfg.max_length if cfg.packing else None)
     trainer.data_collator = counter
     return trainer, counter

@@ -85,8 +85,10 @@ def _train(loop: dict, work: Path) -> None:
         str(work / "output"),
         world_size=world,
         token_env=loop["token_env"],
+        seed=loop["seed"],
     )
-    trainer.add_callback(ProgressCallback(counter, role))
+    progress = ProgressCallback(counter, role)
+    trainer.add_callback(progress)
     trainer.add_callback(EvaluateLastStep())
     trainer.add_callback(RayTrainReportCallback())
     if cfg.fail_at_step and resume_from is None:
@@ -110,6 +112,7 @@ def _train(loop: dict, work: Path) -> None:
             (log["train_loss"] for log in reversed(trainer.state.log_history) if "train_loss" in log), None
         ),
         "packing_efficiency": round(counter.efficiency, 4),
+        "tokens_per_second": progress.tokens_per_second(),  # this worker's, of this run's part when it resumed
         "eval_history": history,  # seconds since training began (this run's part, when it resumed)
     }
     final = work / "final"

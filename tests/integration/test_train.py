@@ -55,7 +55,9 @@ def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
 
 def test_the_tiny_default_usergpt_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
     assert usergpt["eval_loss_last"] < usergpt["eval_loss_first"] - 1.0
-    assert usergpt["packing_efficiency"] == 1.0  # padding-free packing processes no padding
+    # real tokens over the room of the packed rows (rows x train.max_length): best-fit packing fills most of it
+    assert 0.5 < usergpt["packing_efficiency"] < 1.0, usergpt
+    assert usergpt["tokens_per_second"] > 0
     model, tokenizer = load_model(usergpt["output"]), load_tokenizer(usergpt["output"])
     assert tokenizer.chat_template and "{% generation %}" in tokenizer.chat_template
     text = _generate(model, tokenizer, [{"role": "system", "content": "Be brief."}])

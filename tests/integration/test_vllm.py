@@ -97,7 +97,7 @@ def test_the_simulator_asks_the_next_turn_on_the_swapped_conversation(client, pr
 
 def test_free_and_seeded_rollouts_without_seeds_keep_every_seed_once(app, tmp_path, capsys):
     config = _config(app, tmp_path / "free", "rollout.num_sessions=12", "rollout.max_turns=3")
-    assert resolve_endpoint(config, config.rollout.user, "rollout.user")["send_seed"] is False
+    assert resolve_endpoint(config, config.rollout.user, "rollout.user").send_seed is False
     summary = run_rollout(config)
     assert "no sampling seeds: vLLM's CPU engine fails on seeded requests" in capsys.readouterr().out
     sessions = [json.loads(line) for line in (tmp_path / "free/realchat/data/sessions.jsonl").read_text().splitlines()]
