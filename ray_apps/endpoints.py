@@ -185,6 +185,10 @@ class Endpoint:
         self.tripped = await answer or self.tripped
 
 
+#: CPUs each actor of ``map_rows`` asks for: they wait on endpoints, so many share a core.
+ACTOR_CPUS = 0.1
+
+
 def map_rows(
     items: list[dict], actor: type, kwargs: dict, *, actors: int, batch_size: int, blocks: int
 ) -> Iterator[dict]:
@@ -202,6 +206,6 @@ def map_rows(
         compute=ray.data.ActorPoolStrategy(
             size=actors, max_tasks_in_flight_per_actor=4, max_concurrent_calls_per_actor=4
         ),
-        num_cpus=0.1,  # Ray Data spreads an actor pool over the nodes by itself
+        num_cpus=ACTOR_CPUS,  # Ray Data spreads an actor pool over the nodes by itself
     )
     return ds.iter_rows()

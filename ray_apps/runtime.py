@@ -7,11 +7,13 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 
 import ray
 import ray.data
 
 from .config import PipelineConfig, RayConfig, ServedModelConfig
+from .errors import StartError
 
 
 def ensure_ray(cfg: RayConfig, runtime_env: dict | None = None) -> None:
@@ -71,3 +73,40 @@ def vllm_on_cpu(config: PipelineConfig, model_name: str) -> bool:
     """Whether our Serve app serves ``model_name`` with vLLM's CPU engine."""
     model = next((m for m in config.serve.models if m.name == model_name), None)
     return config.serve.engine == "vllm" and model is not None and not served_on_gpus(model)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """``count`` units (replicas, workers, actors) of ``cpus`` and ``gpus`` each, as the config keys in ``keys``
+    set them; each unit must fit on one node."""
+
+    keys: str
+    cpus: float
+    gpus: float = 0.0
+    count: int = 1
+
+
+def check_fits(cfg: RayConfig, what: str, asks: list[Ask]) -> None:
+    """Fail at start with the keys and the numbers when ``asks`` cannot all fit the connected cluster (Ray would wait
+    for them forever); with ``cfg.autoscaling``, say once what it waits for and go on."""
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    have = {r: sum(node.get(r, 0.0) for node in nodes) for r in ("CPU", "GPU")}
+    need = {"CPU": sum(a.cpus * a.count for a in asks), "GPU": sum(a.gpus * a.count for a in asks)}
+    short = [f"{need[r]:g} {r}s, the cluster has {have[r]:g}" for r in ("CPU", "GPU") if need[r] > have[r] + 1e-9]
+    short += [
+        f"{a.keys}: one needs {a.cpus:g} CPUs and {a.gpus:g} GPUs on one node, no node has them"
+        for a in asks
+        if not any(a.cpus <= node.get("CPU", 0) + 1e-9 and a.gpus <= node.get("GPU", 0) + 1e-9 for node in nodes)
+    ]
+    if not short:
+        return
+    asked = "; ".join(f"{a.keys} = {a.cpus:g} CPUs{f' + {a.gpus:g} GPUs' if a.gpus else ''} x {a.count}" for a in asks)
+    if cfg.autoscaling:
+        print(
+            f"[{what}] waiting for the autoscaler to add nodes: it needs {', '.join(short)} now ({asked})", flush=True
+        )
+        return
+    raise StartError(
+        f"{what} cannot fit this cluster: it needs {'; '.join(short)} ({asked}). Lower those keys, or set "
+        "ray.autoscaling: true if the cluster adds nodes on demand"
+    )

@@ -143,16 +143,12 @@ def hf_app(_hf_app_slot, ray_session, usergpt, tiny_model_dir, tmp_path_factory)
 
 @pytest.fixture(scope="session")
 def benchmarks_dir() -> Path:
-    """FastChat's MT-Bench / Vicuna-bench files and judge prompts, kept outside the project:
-    $REALM_BENCHMARKS, or `shared/benchmarks` next to (or above) the checkout."""
-    candidates = [Path(os.environ["REALM_BENCHMARKS"])] if os.environ.get("REALM_BENCHMARKS") else []
-    candidates += [parent / "shared" / "benchmarks" for parent in ROOT.parents]
-    for path in candidates:
-        if (path / "judge_prompts.jsonl").is_file():
-            return path
-    pytest.fail(
-        "FastChat benchmark files not found: set REALM_BENCHMARKS to a directory with judge_prompts.jsonl and mt_bench/"
-    )
+    """MT-Bench questions, reference answers and judge prompts in FastChat's formats: $REALM_BENCHMARKS (FastChat's
+    own files: `.ci/run` sets it where they are), else the project's fixtures (`tests/fixtures/benchmarks`)."""
+    path = Path(os.environ.get("REALM_BENCHMARKS") or ROOT / "tests" / "fixtures" / "benchmarks")
+    if not (path / "judge_prompts.jsonl").is_file():
+        pytest.fail(f"REALM_BENCHMARKS={path}: no judge_prompts.jsonl there (FastChat's llm_judge data directory)")
+    return path
 
 
 def pytest_collection_modifyitems(items):

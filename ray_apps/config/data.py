@@ -24,6 +24,11 @@ class RunConfig(Section):
 class RayConfig(Section):
     address: str | None = Field(None, description="Ray cluster address; null starts or joins a local one.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs for a new local Ray; null uses all.")
+    autoscaling: bool = Field(
+        False,
+        description="The cluster adds nodes on demand: a stage that asks more than it has now waits for them; false: "
+        "it fails at start naming the keys and the numbers.",
+    )
 
 
 class DedupConfig(Section):

@@ -18,11 +18,12 @@ import yaml
 
 from ..config import DedupConfig, PipelineConfig, write_run_config
 from ..conversation import ASSISTANT, USER
-from ..endpoints import EndpointError, map_rows, resolve_endpoint
+from ..endpoints import ACTOR_CPUS, EndpointError, map_rows, resolve_endpoint
 from ..errors import RealmError, failure_share, print_first_traceback
 from ..governor import start_governor, stop_governors
 from ..layout import RolloutData, RunLayout
 from ..records import read_rows
+from ..runtime import Ask, check_fits
 from ..tables import markdown_table
 from .openings import OpeningIndex
 from .progress import follow
@@ -74,6 +75,7 @@ def run_rollout(config: PipelineConfig, output: str | None = None, estimate: boo
 
     started, stopped_by, this_run = time.time(), None, None
     if pending:
+        check_fits(config.ray, "rollout", [Ask("rollout.actors", ACTOR_CPUS, 0.0, cfg.actors)])
         governors = {
             role: start_governor(getattr(cfg, role), resolved.base_url, cfg.breaker_error_rate, cfg.breaker_window)
             for role, resolved in endpoints.items()

@@ -15,6 +15,7 @@ from ..config import ConfigError, PipelineConfig, ServedModelConfig, load_config
 from ..endpoints import base_url
 from ..layout import RunLayout
 from ..models.base import base_model
+from ..runtime import Ask, check_fits, served_on_gpus
 from .routing import request_router_config
 from .vllm import build_vllm_app
 
@@ -98,8 +99,24 @@ def app_builder(args: dict):
     return build_app(load_config(args.get("config"), args.get("overrides", [])))
 
 
+def app_asks(config: PipelineConfig) -> list[Ask]:
+    """What the app's replicas take when it starts: the ingress, and each model's first replicas."""
+    cfg = config.serve
+    asks = [Ask("serve.router_num_cpus", cfg.router_num_cpus)]
+    for i, model in enumerate(cfg.models):
+        key, replicas = f"serve.models[{i}] ({model.name})", max(1, model.min_replicas)
+        if cfg.engine == "vllm" and served_on_gpus(model):  # GPU bundles of ray.serve.llm's own placement
+            asks.append(Ask(f"{key}.tensor_parallel_size", 0.0, model.tensor_parallel_size, replicas))
+        elif cfg.engine == "vllm":  # CPU bundles (vllm.py)
+            asks.append(Ask(f"{key}.num_cpus", model.num_cpus * model.tensor_parallel_size, 0.0, replicas))
+        else:
+            asks.append(Ask(f"{key}.num_cpus", model.num_cpus, model.num_gpus, replicas))
+    return asks
+
+
 def start_serve(config: PipelineConfig) -> str:
     """Deploy the app on the connected Ray (Serve's HTTP proxy on serve.host:port); returns the base URL."""
+    check_fits(config.ray, "serve", app_asks(config))
     app = build_app(config)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     serve.run(

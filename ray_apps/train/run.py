@@ -17,6 +17,7 @@ from ..layout import PreparedData, RunLayout, split_files
 from ..models.base import base_reference, resolve_model
 from ..models.chat_format import load_chat_tokenizer
 from ..models.loading import load_model_config
+from ..runtime import Ask, check_fits
 from .export import FINAL_MARKER, MODEL_DIR
 from .format_check import check_training_data
 from .views import Role
@@ -95,6 +96,10 @@ def run_train(config: PipelineConfig, role: Role, run_name: str | None = None) -
 
 def _fit(config: PipelineConfig, role: Role, paths: dict, name: str) -> Result:
     cfg = config.train
+    workers = Ask(
+        "train.num_workers x train.cpus_per_worker (use_gpu: 1 GPU)", cfg.cpus_per_worker, cfg.use_gpu, cfg.num_workers
+    )
+    check_fits(config.ray, f"train {role}", [workers])
     train, evaluation = _read(paths["data"], "train"), _read(cfg.eval_data or paths["data"], "eval")
     _check(config, role, paths, train, evaluation)
     datasets = {

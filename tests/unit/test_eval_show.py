@@ -1,10 +1,22 @@
 """`realm eval show` on hand-made FastChat judgment files gives the hand-computed numbers."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from ray_apps.eval.fastchat import parse_rating, parse_winner, prompt_name
+from ray_apps.eval.fastchat import (
+    CATEGORY_TEMPERATURE,
+    NEED_REFERENCE,
+    answer_turns,
+    load_answers,
+    load_judge_prompts,
+    load_questions,
+    parse_rating,
+    parse_winner,
+    prompt_name,
+    render,
+)
 from ray_apps.eval.show import pair_results, run_show, single_results
 
 
@@ -86,3 +98,24 @@ def test_a_broken_line_fails_naming_the_file_unless_it_is_the_last(tmp_path, bad
     path.write_text(bad + '\n{"question_id": 1}\n')
     with pytest.raises(FormatError, match=f"{path}:1"):
         read_jsonl(path)
+
+
+def test_the_benchmark_fixtures_read_and_render_as_fastchat_files_do():
+    """The project's own MT-Bench fixtures (a fresh clone's suite uses them) fill every judge prompt a game can ask
+    for, in FastChat's formats: every category, two turns, references where FastChat's math prompts need them."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "benchmarks"
+    questions = load_questions(fixtures / "mt_bench" / "question.jsonl")
+    references = load_answers(fixtures / "mt_bench" / "reference_answer.jsonl")
+    prompts = load_judge_prompts(fixtures / "judge_prompts.jsonl")
+    assert {q["category"] for q in questions} == set(CATEGORY_TEMPERATURE) and all(
+        len(q["turns"]) == 2 for q in questions
+    )
+    assert {q["question_id"] for q in questions if q["category"] in NEED_REFERENCE} == set(references)
+    for q in questions:
+        reference = answer_turns(references[q["question_id"]]) if q["question_id"] in references else None
+        for kind, answers in (("single", [["one", "two"]]), ("pair", [["a1", "a2"], ["b1", "b2"]])):
+            for turn in (1, 2):
+                prompt = prompts[prompt_name(kind, q["category"], turn, reference is not None)]
+                system, user = render(prompt, q, answers, reference, turn)
+                assert system["content"] and q["turns"][turn - 1] in user["content"] and "{" not in user["content"]
+                assert all(answer[turn - 1] in user["content"] for answer in answers)
