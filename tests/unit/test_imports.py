@@ -1,4 +1,4 @@
-"""The layering README's Layout section promises: a module imports only the layers above its own, and the
+"""The layering docs/development.md's Layout section promises: a module imports only the layers above its own, and the
 rollout and eval (side by side) never import each other."""
 
 import ast
