@@ -106,7 +106,8 @@ def run_rollout(config: PipelineConfig, output: str | None = None, estimate: boo
             batch_size=max(1, cfg.sessions_per_actor // 4),
             blocks=4 * cfg.actors,
         )
-        total, pending = len(pending), None  # the dataset holds the seeds now
+        total = len(pending)
+        seeds = pending = None  # the dataset holds them now: the driver keeps keys only
         stopped_by, this_run = follow(rows, total, list(governors.values()), out, cfg.progress_interval_s)
         if not stopped_by:  # every session ended; an open breaker stays up for the sessions in flight to read
             stop_governors(governors.values())
@@ -214,6 +215,16 @@ def _projection(config: PipelineConfig, out: Path, index: dict[str, Outcome], pe
     }
 
 
+def _duration(seconds: float) -> str:
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else f"{seconds / 60:.0f} min"
+        if seconds < 7200
+        else f"{seconds / 3600:.1f} h"
+    )
+
+
 def _projection_line(projection: dict | None, pending: int) -> str:
     if not pending:
         return "[rollout] projection: every seed is finished; nothing to run"
@@ -225,7 +236,7 @@ def _projection_line(projection: dict | None, pending: int) -> str:
     )
     rate = projection["outcomes_per_second"]
     wall = (
-        f"~{projection['seconds'] / 60:.0f} min at {rate} seeds/s (the last run's rate)"
+        f"~{_duration(projection['seconds'])} at {rate} seeds/s (the last run's rate)"
         if rate
         else "wall time unknown (no earlier run's rate)"
     )
