@@ -111,7 +111,7 @@ def _pipeline(config, args, join_ray):
     from .pipeline import run_pipeline
 
     join_ray()
-    run_pipeline(config, args.workdir)
+    run_pipeline(config)  # main() applied --workdir to run.workdir
 
 
 BENCH = arg("--bench", nargs="+", default=None, help="benchmark names from eval.benchmarks (default: all)")

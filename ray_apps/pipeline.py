@@ -62,10 +62,8 @@ class Stage:
     settings: dict = field(default_factory=dict)  # what else it reads (hashed with the sections)
 
 
-def run_pipeline(config: PipelineConfig, workdir: str | None = None) -> Path:
-    """Run (or resume) every stage under ``workdir`` (default ``run.workdir``); returns the report's path."""
-    if workdir:
-        config = config.model_copy(update={"run": config.run.model_copy(update={"workdir": workdir})})
+def run_pipeline(config: PipelineConfig) -> Path:
+    """Run (or resume) every stage under ``run.workdir``; returns the report's path."""
     layout = RunLayout(config)
     write_run_config(config, layout.root)
     ensure_ray(config.ray)
