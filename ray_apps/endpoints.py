@@ -182,7 +182,10 @@ class Endpoint:
         task.add_done_callback(self.reports.discard)
 
     async def _learn(self, answer) -> None:
-        self.tripped = await answer or self.tripped
+        try:
+            self.tripped = await answer or self.tripped
+        except ray.exceptions.RayActorError:  # the run ended, and its governor with it
+            pass
 
 
 #: CPUs each actor of ``map_rows`` asks for: they wait on endpoints, so many share a core.

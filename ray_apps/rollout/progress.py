@@ -16,6 +16,7 @@ from ..layout import RolloutData
 from .store import Tally, read_shard, shard_files
 
 POLL_S = 1.0
+STOP_GRACE_S = 10.0  # after a breaker opened: how long the batches in flight may take to write their shards
 
 
 class ShardWatcher:
@@ -83,6 +84,9 @@ def follow(rows: Iterable, total: int, governors: list, output: Path, interval: 
                     break
     finally:
         stop.set()
+    if reason is not None:  # the sessions in flight now fail fast (their endpoints read the open breaker): wait for
+        driver.join(STOP_GRACE_S)  # the next batch's shard, so what the stop cost is written down too
+        watcher.poll()
     if errors and reason is None:
         raise errors[0]
     return reason, watcher.tally
