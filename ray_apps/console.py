@@ -38,6 +38,14 @@ _RAY_NOISE = re.compile(
 
 
 _APPENDED_INFO = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+INFO ")
+_APPENDED_WORKER = re.compile(rb"(?:\x1b\[[0-9;]*m)?\((?:[^()]*? )?pid=[^()]*\)")
+
+
+def glued(line: bytes) -> tuple[bytes, bytes]:
+    """``line`` split where a worker's line (Ray's prefix) was written onto its end, after a progress bar's last
+    state: (what came before, the worker's line), each then judged on its own."""
+    appended = _APPENDED_WORKER.search(line, 1)
+    return (line[: appended.start()], line[appended.start() :]) if appended else (line, b"")
 
 
 def visible(line: bytes) -> bytes:
@@ -114,6 +122,7 @@ class _Capture:
             *lines, pending = pending.split(b"\n")
             out = []
             for line in lines:
+                line, worker = glued(line)
                 if keep is None:
                     keep = previous = on_console(visible(_first(line)), previous)
                 part = visible(line[decided:] if self.live else _last(line))  # a file gets a bar's last state
@@ -121,6 +130,8 @@ class _Capture:
                     out.append(part + b"\n")
                 elif open_line:
                     out.append(b"\n")
+                if worker and on_console(visible(worker)):
+                    out.append(visible(worker) + b"\n")
                 decided, keep, open_line = 0, None, False
             if self.live and b"\r" in pending[decided:]:  # a progress bar moved: show it now, not when its line ends
                 if keep is None:

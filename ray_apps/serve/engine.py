@@ -9,6 +9,7 @@ objects: the text that became final in that step.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -255,6 +256,8 @@ class HFEngine:
             eos.append(self.tokenizer.eos_token_id)
         self.stop_ids = frozenset(eos)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (eos or [0])[0]
+        # transformers 5.2x renamed `past_key_values` to `cache` (the old name warns); older ones know only the old
+        self.cache_kwarg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Cache) -> torch.Tensor:
         """Logits of the last position of each row (float, on the model's device); ``cache`` grows by ``ids``."""
@@ -263,7 +266,7 @@ class HFEngine:
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 position_ids=positions.to(self.device),
-                past_key_values=cache,
+                **{self.cache_kwarg: cache},
                 use_cache=True,
                 logits_to_keep=1,
             )

@@ -53,6 +53,9 @@ def test_a_captured_process_keeps_everything_in_its_log_and_shows_the_rest(tmp_p
                 # Ray Data logs onto the bar's line
                 sys.stderr.write("2026-12-02 01:22:48,495\\tINFO streaming_executor.py:371 -- Dataset finished\\n")
                 print({RAY_NOISE[0].decode()!r}, flush=True)
+                for done in range(2):  # a worker's line that Ray prints onto a bar's line: judged on its own
+                    sys.stderr.write(f"\\rtrain: {{done}}/1"); sys.stderr.flush(); time.sleep(0.05)
+                os.write(2, b"\\x1b[36m(ServeReplica:realm:usergpt pid=7)\\x1b[0m FutureWarning: deprecated\\n")
             os.system("echo '[rollout] from a child process'")
             print("[pipeline] complete", flush=True)
         print("after the capture", flush=True)
@@ -66,9 +69,10 @@ def test_a_captured_process_keeps_everything_in_its_log_and_shows_the_rest(tmp_p
     assert "rollout: 0/2" not in console  # not a terminal: a progress bar is shown once, in its last state
     assert "LOAD_FAST" not in console and "Running Dataset" not in console and "streaming_executor" not in console
     assert "Tokenizing" not in console
+    assert "train: 1/1" in console and "FutureWarning" not in console and "ServeReplica" not in console
     assert "after the capture" in console  # the console is back
     everything = log.read_text()
-    for text in ("[pipeline] 1/2 prepare", "LOAD_FAST", "rollout: 2/2", "Running Dataset", "from a child process"):
+    for text in ("[pipeline] 1/2 prepare", "LOAD_FAST", "rollout: 2/2", "Running Dataset", "FutureWarning"):
         assert text in everything
     assert "after the capture" not in everything
     stage = (tmp_path / "logs" / "stage.log").read_text()
