@@ -41,6 +41,19 @@ TARGETS = {"rollout_vs_bare": 0.9, "first_progress_s": 15.0, "rss_growth": 1.2}
 PROGRESS = re.compile(r"\[rollout\] (\d+)/(\d+) done")
 
 
+def instant_endpoint(turns: int) -> tuple[subprocess.Popen, str]:
+    """The fake endpoint in a process of its own (not this one's event loop or GIL); its process and base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_endpoint", "--port", str(port), "--turns", str(turns)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server.stdout.readline()  # "serving on <port>"
+    return server, f"http://127.0.0.1:{port}/v1"
+
+
 async def bare_client(url: str, sessions: int, concurrency: int, persona: str) -> dict:
     """The same sessions through a plain AsyncOpenAI client: the fastest a driver could go on this machine."""
     client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, timeout=60)
@@ -132,15 +145,7 @@ def main() -> None:
     import ray
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_endpoint", "--port", str(port), "--turns", str(args.turns)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    server.stdout.readline()
-    url = f"http://127.0.0.1:{port}/v1"
+    server, url = instant_endpoint(args.turns)
     cfg = load_config(ROOT / "configs/tiny.yaml", args.set).rollout
     concurrency = cfg.actors * cfg.sessions_per_actor
     try:
@@ -186,22 +191,13 @@ def scaling(args) -> None:
         cluster.add_node(num_cpus=os.cpu_count())
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, logging_level="WARNING")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_endpoint", "--port", str(port), "--turns", str(args.turns)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    server.stdout.readline()
+    server, url = instant_endpoint(args.turns)
     runs = {}
     try:
         for actors in args.actors:
             with tempfile.TemporaryDirectory(prefix="rollout-scale-") as workdir:
                 overrides = [*args.set, f"rollout.actors={actors}"]
-                runs[actors] = rollout(
-                    f"http://127.0.0.1:{port}/v1", args.sessions[0], Path(workdir), cluster.address, overrides
-                )
+                runs[actors] = rollout(url, args.sessions[0], Path(workdir), cluster.address, overrides)
             print(f"{actors} actors: {runs[actors]}", flush=True)
     finally:
         server.terminate()
