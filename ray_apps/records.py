@@ -111,25 +111,78 @@ def read_records(path: str | Path) -> tuple[list[dict], Counter]:
     return records, skipped
 
 
+class JsonlWriter:
+    """``path`` replaced at once by the rows written to it (a context manager): they go to a temporary file that is
+    renamed into place on a clean exit, so a killed writer leaves the old file or the new one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    def _open(self) -> None:
+        self.file = self.tmp.open("w", encoding="utf-8")
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        self.file.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def _close(self) -> None:
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        self._close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+class RecordWriter(JsonlWriter):
+    """Records to ``path`` (``.parquet`` in row groups, or ``.jsonl``, by its suffix), one at a time, replaced at
+    once as ``JsonlWriter`` does."""
+
+    ROWS_PER_GROUP = 2000
+
+    def _open(self) -> None:
+        self.parquet = self.path.suffix == ".parquet"
+        if self.parquet:
+            self.writer, self.rows = pq.ParquetWriter(self.tmp, PARQUET_SCHEMA), []
+        else:
+            super()._open()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if not self.parquet:
+            super().write({"id": record["id"], "messages": record["messages"], "meta": dict(record.get("meta") or {})})
+            return
+        self.rows.append(parquet_row(record))
+        if len(self.rows) == self.ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=PARQUET_SCHEMA))
+        self.rows = []
+
+    def _close(self) -> None:
+        if not self.parquet:
+            return super()._close()
+        if self.rows:
+            self._flush()
+        self.writer.close()
+
+
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Replace ``path`` with ``rows`` at once: a killed writer leaves the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(tmp, path)
+    with JsonlWriter(path) as out:
+        for row in rows:
+            out.write(row)
 
 
 def write_records(records: Iterable[Mapping[str, Any]], path: str | Path) -> None:
     """``records`` to ``path`` (``.parquet`` or ``.jsonl``, by its suffix), replaced at once."""
-    path = Path(path)
-    if path.suffix != ".parquet":
-        write_jsonl(
-            path, ({"id": r["id"], "messages": r["messages"], "meta": dict(r.get("meta") or {})} for r in records)
-        )
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.Table.from_pylist([parquet_row(r) for r in records], schema=PARQUET_SCHEMA), tmp)
-    os.replace(tmp, path)
+    with RecordWriter(path) as out:
+        for record in records:
+            out.write(record)

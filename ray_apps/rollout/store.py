@@ -19,12 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from ..conversation import ASSISTANT, USER, to_sharegpt
 from ..layout import RolloutData
-from ..records import PARQUET_SCHEMA, parquet_row
+from ..records import JsonlWriter, RecordWriter
 from .session import RETRYABLE
 
 ROLES = (USER, ASSISTANT)
@@ -122,67 +119,24 @@ def tally(shards: list[Path], index: dict[str, Outcome]) -> Tally:
     return counted
 
 
-class _Sink:
-    """One output file, written under a temporary name and renamed into place when complete."""
-
-    def __init__(self, path: Path):
-        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = self.tmp.open("w", encoding="utf-8")
-
-    def write(self, row: dict) -> None:
-        self.file.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        self.file.close()
-        os.replace(self.tmp, self.path)
-
-
-class _ParquetSink(_Sink):
-    ROWS_PER_GROUP = 2000
-
-    def __init__(self, path: Path):
-        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.writer, self.rows = pq.ParquetWriter(self.tmp, PARQUET_SCHEMA), []
-
-    def write(self, record: dict) -> None:
-        self.rows.append(parquet_row(record))
-        if len(self.rows) == self.ROWS_PER_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=PARQUET_SCHEMA))
-        self.rows = []
-
-    def close(self) -> None:
-        if self.rows:
-            self._flush()
-        self.writer.close()
-        os.replace(self.tmp, self.path)
-
-
 def write_dataset(output: Path, shards: list[Path], index: dict[str, Outcome]) -> Tally:
     """``data/sessions.{parquet,jsonl}`` (messages format), ``data/sharegpt.jsonl`` and ``failures.jsonl`` from the
     outcomes ``index`` points at, in one pass over ``shards``; returns their tally."""
     files, counted = RolloutData(output), Tally()
-    parquet, jsonl, sharegpt, failures = (
-        _ParquetSink(files.sessions),
-        _Sink(files.sessions_jsonl),
-        _Sink(files.sharegpt),
-        _Sink(files.failures),
-    )
-    for row in winners(shards, index):
-        counted.add(row)
-        record = row["record"]
-        if row["status"] == "session":
-            parquet.write(record)
-            jsonl.write({"id": record["id"], "messages": record["messages"], "meta": record["meta"]})
-            sharegpt.write(to_sharegpt(record))
-        else:
-            failures.write(record)
-    for sink in (parquet, jsonl, sharegpt, failures):
-        sink.close()
+    with (
+        RecordWriter(files.sessions) as parquet,
+        RecordWriter(files.sessions_jsonl) as jsonl,
+        JsonlWriter(files.sharegpt) as sharegpt,
+        JsonlWriter(files.failures) as failures,
+    ):
+        for row in winners(shards, index):
+            counted.add(row)
+            if row["status"] == "session":
+                parquet.write(row["record"])
+                jsonl.write(row["record"])
+                sharegpt.write(to_sharegpt(row["record"]))
+            else:
+                failures.write(row["record"])
     return counted
 
 
