@@ -1,13 +1,13 @@
-"""The config reference in docs/config.md, generated from the schema so it cannot drift.
+"""The reference blocks of docs/ generated from the code so they cannot drift: every config key (docs/config.md,
+from the schema) and the simulator's figures (docs/usage.md, from ``eval.figures.FIGURES``).
 
-``python -m ray_apps.config_reference`` rewrites the block between the markers of docs/config.md (or of the file
-named); a test checks the file holds what this module generates.
+``python -m ray_apps.config_reference`` rewrites the blocks between their markers; a test checks the files hold
+what this module generates.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import types
 import typing
 from pathlib import Path
@@ -18,6 +18,8 @@ from pydantic_core import PydanticUndefined
 from .config import PipelineConfig
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+FIGURES_START, FIGURES_END = "<!-- figures:start -->", "<!-- figures:end -->"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _section_type(annotation) -> type[BaseModel] | None:
@@ -84,14 +86,25 @@ def reference() -> str:
     return "\n".join(parts)
 
 
-def replace_block(text: str) -> str:
-    """``text`` with the block between the markers replaced by the current reference."""
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{reference()}\n{END}{tail}"
+def replace_block(text: str, start: str = START, end: str = END, block: str | None = None) -> str:
+    """``text`` with the block between the markers replaced (by default, by the current config reference)."""
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{reference() if block is None else block}\n{end}{tail}"
+
+
+def generated() -> dict[Path, str]:
+    """Each generated page of docs/ as it should read now."""
+    from .eval.figures import markdown_table
+
+    config, usage = DOCS / "config.md", DOCS / "usage.md"
+    return {
+        config: replace_block(config.read_text()),
+        usage: replace_block(usage.read_text(), FIGURES_START, FIGURES_END, markdown_table()),
+    }
 
 
 if __name__ == "__main__":
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/config.md")
-    readme.write_text(replace_block(readme.read_text()))
-    print(f"config reference written to {readme}")
+    for page, text in generated().items():
+        page.write_text(text)
+        print(f"generated reference written to {page}")

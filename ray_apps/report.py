@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .eval.fastchat import answer_turns, answers_dir, load_answers
-from .eval.fidelity import bound_text
+from .eval.figures import FIGURES, Measured, bound_text
 from .eval.plots import stats_table
 from .layout import RunLayout
 from .tables import Section, html_page, markdown_page
@@ -69,68 +69,19 @@ def _target(target: dict | None) -> tuple[str, str]:
 
 
 def _fidelity(sim: dict) -> Section:
-    """The simulator next to real people: each figure, real and simulated, with its target."""
+    """The simulator next to real people: each figure measured, real and simulated, with its target."""
     targets, sessions = sim.get("targets", {}), sim.get("sessions")
-    term = sim["simulator"]["termination"]
-    rows = [
-        [
-            "human-turn perplexity on held-out conversations (untrained base in brackets)",
-            "—",
-            f"{sim['simulator']['perplexity']} ({sim['base']['perplexity']})",
-            "perplexity_ratio",
-            sim.get("perplexity_ratio"),
-        ],
-        [
-            "termination F1 on held-out conversations: likelier choice (top token; sampled)",
-            "—",
-            f"{term['likelier']['f1']} ({term['top_token']['f1']}; {term['sampled']['f1']})",
-            "termination_f1",
-            sim.get("termination_f1"),
-        ],
-    ]
-    if sessions:
-        real, simulated = sessions["real"], sessions["simulated"]
-        for label, stat, key in (
-            ("mean user-utterance length", "mean_user_utterance_length", "user_utterance_length_ratio"),
-            ("mean user turns per session", "mean_turns", "user_turns_ratio"),
-            ("share of user turns asking a question", "user_question_share", "question_share_ratio"),
-        ):
-            rows.append([label, real[stat], simulated[stat], key, sessions[key]])
-        rows += [
-            ["sessions ended by the end marker", "—", sessions["end_marker_share"], "end_marker_share", None],
-            [
-                "role flips (all user turns written)",
-                real["user_role_flip_rate"],
-                sessions["role_flip_rate"],
-                "role_flip_rate",
-                None,
-            ],
-            [
-                "repeated user turns (all written)",
-                real["user_repeated_turn_rate"],
-                sessions["repeated_turn_rate"],
-                "repeated_turn_rate",
-                None,
-            ],
-            [
-                "distinct openings / sessions",
-                *sessions["opening_distinct_share"].values(),
-                "opening_distinct_share",
-                None,
-            ],
-            ["distinct-2 of openings", *sessions["opening_distinct_2"].values(), "", None],
-            [
-                "Wasserstein distance: user-utterance lengths",
-                "—",
-                sessions["user_utterance_length_wasserstein"],
-                "",
-                None,
-            ],
-            ["Wasserstein distance: user turns per session", "—", sessions["user_turns_wasserstein"], "", None],
-        ]
-    table = [[label, real, simulated, ratio, *_target(targets.get(key))] for label, real, simulated, key, ratio in rows]
+    measured = Measured(sim["simulator"], sim["base"], sessions)
+    table = []
+    for figure in FIGURES:
+        real, simulated = figure.read(measured)
+        if simulated is None and real is None:
+            continue
+        ratio = figure.value(measured) if figure.ratio_to else ""
+        table.append([figure.label, "—" if real is None else real, simulated, ratio, *_target(targets.get(figure.key))])
     text = [
-        f"Held out: {sim['conversations']} real conversations no model trained on. Session figures compare the "
+        f"Held out: {sim['conversations']} real conversations no model trained on (human-turn perplexity of the "
+        f"untrained base: {sim['base']['perplexity']}). Session figures compare the "
         "rollout's sessions with the real training split; rates count every user turn the simulator wrote, "
         "including those the rollout's filters resampled."
     ]

@@ -4,6 +4,7 @@ and one HTML page."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,6 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..conversation import ASSISTANT, USER  # noqa: E402
 from ..tables import Section, html_page, markdown_table  # noqa: E402
+
+if TYPE_CHECKING:
+    from .stats import Lengths
 
 
 def stats_table(summary: dict) -> tuple[list[str], list[list]]:
@@ -33,17 +37,17 @@ def _overlaid(path: Path, title: str, xlabel: str, series: dict[str, list[float]
     plt.close(fig)
 
 
-def write_stats_report(out: Path, summary: dict, series: dict[str, tuple[list[int], dict[str, list[int]]]]) -> None:
+def write_stats_report(out: Path, summary: dict, series: dict[str, Lengths]) -> None:
     """stats.md, turns.png, user_utterances.png, assistant_utterances.png and report.html in ``out``."""
     header, rows = stats_table(summary)
     (out / "stats.md").write_text(markdown_table(header, rows) + "\n")
-    most_turns = max((max(turns, default=1) for turns, _ in series.values()), default=1)
+    most_turns = max((max(lengths.turns, default=1) for lengths in series.values()), default=1)
     plots = [
         (
             "turns.png",
             "User turns per session",
             "turns",
-            {n: t for n, (t, _) in series.items()},
+            {n: lengths.turns for n, lengths in series.items()},
             range(1, most_turns + 2),
         )
     ]
@@ -53,7 +57,7 @@ def write_stats_report(out: Path, summary: dict, series: dict[str, tuple[list[in
                 f"{role}_utterances.png",
                 f"{role.capitalize()} utterance length",
                 summary["length_unit"],
-                {n: lengths[role] for n, (_, lengths) in series.items()},
+                {n: getattr(lengths, role) for n, lengths in series.items()},
                 40,
             )
         )

@@ -3,8 +3,8 @@
 On held-out real conversations (their simulator view): its perplexity on the human turns next to the
 untrained base model's, and its termination F1 (``scoring.py``). On the sessions it simulated (the
 rollout's output), next to the real ones: lengths, turns, questions, openings, role flips, repetition
-and the end marker (``fidelity.py``). Every figure, and each target with whether it is met, goes to
-``eval/simulator.json`` under stable keys.
+and the end marker (``fidelity.py``). Every figure ``figures.py`` declares, and each target with whether
+it is met, goes to ``eval/simulator.json`` under stable keys.
 """
 
 from __future__ import annotations
@@ -17,21 +17,10 @@ from ..layout import RunLayout
 from ..models.base import base_reference, resolve_model
 from ..records import read_records
 from .detector import human_like_ratio
-from .fidelity import bound_text, check_targets, compare_sessions, compare_simulators, read_rollout, user_texts
+from .fidelity import compare_sessions, read_rollout, user_texts
+from .figures import Measured, bound_text, check_targets, compare_simulators, values
 from .scoring import Sampling, score_human_turns
 from .stats import stats_counter
-
-#: the figures of ``compare_sessions`` copied to the top level of simulator.json
-SESSION_KEYS = (
-    "user_utterance_length_ratio",
-    "user_turns_ratio",
-    "question_share_ratio",
-    "end_marker_share",
-    "role_flip_rate",
-    "repeated_turn_rate",
-    "user_utterance_length_wasserstein",
-    "user_turns_wasserstein",
-)
 
 
 def _models(config: PipelineConfig) -> dict[str, str]:
@@ -47,29 +36,17 @@ def _models(config: PipelineConfig) -> dict[str, str]:
     return models
 
 
-def _session_figures(config: PipelineConfig, simulated: str, real_records: list[dict]) -> tuple[dict, dict]:
-    """The sessions a simulator wrote next to the real ones: (their comparison, its figures)."""
+def _sessions(config: PipelineConfig, simulated: str, real_records: list[dict]) -> dict:
+    """The sessions a simulator wrote next to the real ones (``compare_sessions``; with ``eval.human_detector``,
+    the human-like ratio of both)."""
     (sessions, failures), cfg = read_rollout(simulated), config.eval
     compared = compare_sessions(real_records, sessions, failures, stats_counter(config)[0])
-    values = {k: compared[k] for k in SESSION_KEYS}
-    values["opening_distinct_share"] = compared["opening_distinct_share"]["simulated"]
     if cfg.human_detector:
-        ratio = {
+        compared["human_like_ratio"] = {
             name: human_like_ratio(cfg.human_detector, user_texts(records), cfg.human_label)
             for name, records in (("real", real_records), ("simulated", sessions))
         }
-        compared["human_like_ratio"], values["human_like_ratio"] = ratio, ratio["simulated"]
-    return compared, values
-
-
-def _score_figures(score: dict, base: dict) -> dict:
-    termination = score["termination"]
-    return {
-        "perplexity_ratio": round(score["perplexity"] / base["perplexity"], 6),
-        "termination_f1": termination["likelier"]["f1"],
-        "termination_f1_top_token": termination["top_token"]["f1"],
-        "termination_f1_sampled": termination["sampled"]["f1"],
-    }
+    return compared
 
 
 def run_simulator(
@@ -89,32 +66,25 @@ def run_simulator(
         result[role] = score_human_turns(
             path, records, config.train.max_length, config.train.simulator_prompt, sampling, config.model.chat_template
         )
-    values = _score_figures(result["simulator"], result["base"])
     simulated = simulated or str(layout.realchat.root)
     real = real or str(layout.real.split("train"))
     real_records = read_records(real)[0] if Path(simulated).exists() or config.rollout.compare_with else []
     if Path(simulated).exists():
-        result["sessions"], session_values = _session_figures(config, simulated, real_records)
-        result["sessions"] = {"simulated": simulated, "real": real} | result["sessions"]
-        values |= session_values
+        result["sessions"] = {"simulated": simulated, "real": real} | _sessions(config, simulated, real_records)
     else:
         print(f"[eval simulator] no simulated sessions at {simulated}: session figures left out", flush=True)
-    result |= values
-    result["targets"] = check_targets(values)
+    measured = Measured(result["simulator"], result["base"], result.get("sessions"))
+    result |= values(measured) | {"targets": check_targets(measured)}
     if config.rollout.compare_with:
-        result["prompted"] = _prompted(config, models["base"], records, sampling, result["base"], real_records)
-        prompted = result["prompted"]
-        result["comparison"] = compare_simulators(
-            {"values": values, "score": result["simulator"], "sessions": result.get("sessions")},
-            {"values": prompted, "score": prompted.get("score"), "sessions": prompted.get("sessions")},
-        )
+        result["prompted"], prompted = _prompted(config, models["base"], records, sampling, result, real_records)
+        result["comparison"] = compare_simulators(measured, prompted)
     out = Path(output) if output else layout.simulator
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"[eval simulator] human-turn perplexity on {len(records)} held-out conversations: "
         f"simulator {result['simulator']['perplexity']}, untrained base {result['base']['perplexity']}; "
-        f"termination F1 {values['termination_f1']} (sampled {values['termination_f1_sampled']}) -> {out}",
+        f"termination F1 {result['termination_f1']} (sampled {result['termination_f1_sampled']}) -> {out}",
         flush=True,
     )
     for key, target in result["targets"].items():
@@ -130,11 +100,11 @@ def run_simulator(
 
 
 def _prompted(
-    config: PipelineConfig, base: str, records: list[dict], sampling: Sampling, base_score: dict, real_records: list
-) -> dict:
+    config: PipelineConfig, base: str, records: list[dict], sampling: Sampling, trained: dict, real_records: list
+) -> tuple[dict, Measured]:
     """The prompted simulator (``rollout.compare_with``) and its sessions; when it is model.base (``base``) as it is,
     its scores too, with its first persona as the system prompt and the end marker as the text it was told to
-    write."""
+    write. Returns (its part of simulator.json, what its figures are read from)."""
     prompted, layout = config.rollout.prompted(), RunLayout(config)
     persona, user = prompted.personas[0], prompted.user
     part = {"model": user.model, "persona": persona}
@@ -143,17 +113,19 @@ def _prompted(
         score = score_human_turns(
             base, records, config.train.max_length, persona, sampling, config.model.chat_template, marker_token=False
         )
-        part |= {"weights": base, "score": score} | _score_figures(score, base_score)
+        part |= {"weights": base, "score": score}
     else:
         print(
             f"[eval simulator] prompted simulator {user.model}: not model.base, so not scored (no weights here)",
             flush=True,
         )
     if layout.prompted.root.exists():
-        compared, values = _session_figures(config, str(layout.prompted.root), real_records)
-        part |= {"sessions": {"simulated": str(layout.prompted.root)} | compared} | values
+        part["sessions"] = {"simulated": str(layout.prompted.root)} | _sessions(
+            config, str(layout.prompted.root), real_records
+        )
     else:
         print(
             f"[eval simulator] no prompted sessions at {layout.prompted.root}: its session figures left out", flush=True
         )
-    return part | {"targets": check_targets(part)}
+    measured = Measured(part.get("score"), trained["base"], part.get("sessions"))
+    return part | values(measured) | {"targets": check_targets(measured)}, measured

@@ -15,6 +15,7 @@ import random
 import re
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -94,8 +95,16 @@ def mean_pairwise_similarity(vectors: np.ndarray) -> float | None:
     return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
 
 
-def dataset_stats(records: list[dict], count, name: str = "") -> dict:
-    """Everything but topic diversity, for one dataset; also the per-session and per-utterance lengths for plots."""
+class Lengths(NamedTuple):
+    """A dataset's user turns per session and utterance lengths per role: what the plots and distances read."""
+
+    turns: list[int]
+    user: list[int]
+    assistant: list[int]
+
+
+def dataset_stats(records: list[dict], count, name: str = "") -> tuple[dict, Lengths]:
+    """Everything but topic diversity, for one dataset; and its lengths."""
     from tqdm.auto import tqdm
 
     turns, session_tokens, lengths, user_texts, all_texts = [], [], {USER: [], ASSISTANT: []}, [], []
@@ -131,9 +140,9 @@ def dataset_stats(records: list[dict], count, name: str = "") -> dict:
         "user_question_share": round(questions / n_user, 4),
         "user_role_flip_rate": round(reasons["role_flip"] / n_user, 4),
         "user_repeated_turn_rate": round(reasons["repeated_turn"] / n_user, 4),
-        "end_marker_rate": round(ended / max(len(records), 1), 4),
+        "end_marker_share": round(ended / max(len(records), 1), 4),
     }
-    return stats | {"_turns": turns, "_utterances": lengths}
+    return stats, Lengths(turns, lengths[USER], lengths[ASSISTANT])
 
 
 def _mean(values: list[float]) -> float | None:
@@ -155,10 +164,8 @@ def run_stats(
     layout = RunLayout(config)
     count, unit = stats_counter(config)
     loaded = {name: read_records(path) for name, path in zip(names, datasets)}
-    results = {
-        name: dataset_stats(records, count, name) | {"skipped_rows": dict(skipped)}
-        for name, (records, skipped) in loaded.items()
-    }
+    measured = {name: dataset_stats(records, count, name) for name, (records, _) in loaded.items()}
+    results = {name: stats | {"skipped_rows": dict(loaded[name][1])} for name, (stats, _) in measured.items()}
 
     rng = random.Random(config.run.seed)
     samples = {
@@ -175,15 +182,14 @@ def run_stats(
 
     out = Path(output) if output else layout.stats
     out.mkdir(parents=True, exist_ok=True)
-    public = {name: {k: v for k, v in r.items() if not k.startswith("_")} for name, r in results.items()}
     summary = {
         "datasets": dict(zip(names, datasets)),
         "length_unit": unit,
         "topic_similarity_method": method,
-        "stats": public,
+        "stats": results,
     }
     (out / "stats.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_stats_report(out, summary, {name: (r["_turns"], r["_utterances"]) for name, r in results.items()})
+    write_stats_report(out, summary, {name: lengths for name, (_, lengths) in measured.items()})
     print(f"[eval stats] lengths in {unit}; topic similarity by {method} -> {out / 'report.html'}", flush=True)
     return summary
 

@@ -1,7 +1,8 @@
-"""docs/config.md's config reference is the one generated from the schema, and it names every key."""
+"""docs/config.md's config reference is the one generated from the schema, and it names every key; docs/usage.md's
+figures table is the one generated from the figures' declaration."""
 
 from ray_apps.config import PipelineConfig
-from ray_apps.config_reference import END, START, reference, replace_block
+from ray_apps.config_reference import END, START, generated, reference
 
 from ..helpers import ROOT
 
@@ -24,7 +25,21 @@ def _leaf_keys(model, prefix: str) -> list[str]:
 def test_the_docs_hold_the_generated_reference():
     page = (ROOT / "docs" / "config.md").read_text()
     assert START in page and END in page
-    assert replace_block(page) == page, "docs/config.md's reference is stale: run `python -m ray_apps.config_reference`"
+    for path, text in generated().items():
+        assert path.read_text() == text, f"{path} is stale: run `python -m ray_apps.config_reference`"
+
+
+def test_the_docs_list_every_figure_with_its_target():
+    from ray_apps.eval.figures import FIGURES
+
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (ROOT / "docs" / "usage.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    for figure in FIGURES:
+        bound = " and ".join(f"{s} {v}" for s, v in ((">=", figure.low), ("<=", figure.high)) if v is not None)
+        assert f"`{figure.key}`" in rows and f"| {bound}" in rows[f"`{figure.key}`"], figure.key
 
 
 def test_reference_names_every_key_with_its_default():

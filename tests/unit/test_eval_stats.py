@@ -60,7 +60,7 @@ def test_stats_equal_hand_computed_values(dataset, tmp_path):
     words = " ".join(texts).lower().replace(",", " ").replace(".", " ").replace("?", " ").split()
     assert s["distinct_1"] == round(len(set(words)) / len(words), 4)
     assert s["user_question_share"] == 0.4 and s["user_role_flip_rate"] == 0.2 and s["user_repeated_turn_rate"] == 0.2
-    assert s["end_marker_rate"] == 1.0  # one by its stop reason, one by its last message
+    assert s["end_marker_share"] == 1.0  # one by its stop reason, one by its last message
     mtld = [LexicalRichness(t).mtld(threshold=0.72) for t in texts]
     assert s["mtld"] == round(sum(mtld) / len(mtld), 4)
     assert s["topic_similarity"] == pytest.approx(summary["stats"]["real"]["topic_similarity"])

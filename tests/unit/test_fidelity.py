@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ray_apps.config import PipelineConfig
-from ray_apps.eval.fidelity import TARGETS, check_targets, compare_sessions, compare_simulators, read_rollout
+from ray_apps.eval.fidelity import compare_sessions, read_rollout
+from ray_apps.eval.figures import FIGURES, Measured, check_targets, compare_simulators, values
 from ray_apps.eval.scoring import Sampling, _f1, _sampled_probability, _turn_starts
 from ray_apps.models.tokens import word_count
 
@@ -41,55 +42,58 @@ def test_rates_count_every_turn_the_simulator_wrote_including_resampled_ones():
     assert got["role_flip_rate"] == round(5 / 11, 4) and got["repeated_turn_rate"] == round(2 / 11, 4)
     assert got["resampled_user_turns"] == {"role_flip": 5, "repeated_turn": 2, "duplicate_opening": 1}
     assert got["end_marker_share"] == round(1 / 3, 4)  # of all sessions, failed ones included
+    figures = values(Measured(sessions=got))
     # real: 7 user turns over 4 records (mean 1.75); simulated: 3 over 2 (1.5)
-    assert got["user_turns_ratio"] == round(1.5 / 1.75, 4)
+    assert figures["user_turns_ratio"] == round(1.5 / 1.75, 4)
     # openings: real "How do I bake bread?" twice + "What is git rebase?" (the later segment is not one);
     # simulated: two distinct, plus the rejected duplicate opening drawn before one of them
     assert got["opening_distinct_share"] == {"real": round(2 / 3, 4), "simulated": round(2 / 3, 4)}
     assert got["real"]["user_question_share"] == round(6 / 7, 4) and got["simulated"]["user_question_share"] == 1.0
-    assert got["question_share_ratio"] == round(1 / (6 / 7), 4)
+    assert figures["question_share_ratio"] == round(1 / (6 / 7), 4)
     assert got["user_turns_wasserstein"] > 0 and got["user_utterance_length_wasserstein"] > 0
+    assert figures["role_flip_rate"] == got["role_flip_rate"] and figures["opening_distinct_share"] == round(2 / 3, 4)
+    assert figures["perplexity_ratio"] is None and figures["human_like_ratio"] is None  # not measured here
 
 
 def test_identical_sessions_are_at_distance_zero_with_ratios_of_one():
-    got = compare_sessions(REAL, REAL, [], word_count)
+    got = values(Measured(sessions=compare_sessions(REAL, REAL, [], word_count)))
     assert got["user_turns_wasserstein"] == 0 and got["user_utterance_length_wasserstein"] == 0
     assert got["user_utterance_length_ratio"] == got["user_turns_ratio"] == got["question_share_ratio"] == 1
 
 
-def _part(sessions, failures, perplexity, f1, ratio):
+BASE = {"perplexity": 30.0}
+
+
+def _part(sessions, failures, perplexity, f1):
     compared = compare_sessions(REAL, sessions, failures, word_count)
-    values = {k: compared[k] for k in ("user_utterance_length_ratio", "user_turns_ratio", "question_share_ratio")}
-    values |= {k: compared[k] for k in ("end_marker_share", "role_flip_rate", "repeated_turn_rate")}
-    values |= {"perplexity_ratio": ratio, "termination_f1": f1}
-    return {"values": values, "score": {"perplexity": perplexity}, "sessions": compared}
+    return Measured({"perplexity": perplexity, "termination": {"likelier": {"f1": f1}}}, BASE, compared)
 
 
 def test_the_simulator_closer_to_the_real_people_is_named_figure_by_figure():
     # the trained one asks like the real people; the prompted one answers like an assistant and never ends
     asked = [[m["content"] for m in r["messages"] if m["role"] == "user"] for r in REAL[:3]]
-    trained = _part([_session(f"t{i}", users) for i, users in enumerate(asked)], [], perplexity=3.0, f1=0.8, ratio=0.1)
+    trained = _part([_session(f"t{i}", users) for i, users in enumerate(asked)], [], perplexity=3.0, f1=0.8)
     assistant_like = ["Sure! Here is a long answer about bread and how to bake it."] * 3
     prompted = _part(
         [_session(f"p{i}", assistant_like[:1], stop="max_turns", rejected={"role_flip": 2}) for i in range(3)],
         [],
         perplexity=20.0,
         f1=0.0,
-        ratio=1.0,
     )
     rows = {row["figure"]: row for row in compare_simulators(trained, prompted)}
     for figure in ("user_utterance_length", "question_share", "end_marker_share", "termination_f1", "perplexity"):
         assert rows[figure]["closer"] == "trained", rows[figure]
     assert rows["role_flip_rate"]["prompted"] == 1.0 and rows["role_flip_rate"]["closer"] == "trained"
     length = rows["user_utterance_length"]
-    assert length["real"] == trained["sessions"]["real"]["mean_user_utterance_length"]
-    assert length["trained"] == trained["sessions"]["simulated"]["mean_user_utterance_length"]
+    assert length["real"] == trained.sessions["real"]["mean_user_utterance_length"]
+    assert length["trained"] == trained.sessions["simulated"]["mean_user_utterance_length"]
     assert length["target"] == {"key": "user_utterance_length_ratio", "min": 0.67, "max": 1.5}
     assert length["met"] == {"trained": True, "prompted": False}
+    # perplexity is judged as its ratio over the base's: 3 / 30 = 0.1 meets <= 0.15, 20 / 30 does not
     assert rows["perplexity"]["real"] is None and rows["perplexity"]["met"] == {"trained": True, "prompted": False}
     # a figure measured for neither is left out; one measured for one side names no closer simulator
     assert "human_like_ratio" not in rows
-    prompted["score"] = None
+    prompted = prompted._replace(score=None)
     assert next(r for r in compare_simulators(trained, prompted) if r["figure"] == "perplexity")["closer"] is None
 
 
@@ -129,11 +133,17 @@ def test_turn_starts_and_sampling():
 
 
 def test_targets_say_which_are_met_and_an_unmeasured_one_is_not():
-    values = {t.key: (t.low if t.low is not None else t.high) for t in TARGETS}  # each exactly on its bound
-    assert all(t["met"] for t in check_targets(values).values())
-    values["termination_f1"], values["role_flip_rate"] = 0.59, 0.06
-    checked = check_targets(values | {"user_turns_ratio": None})
-    assert [k for k, t in checked.items() if not t["met"]] == ["user_turns_ratio", "termination_f1", "role_flip_rate"]
+    targets = [f for f in FIGURES if f.has_target]
+    on_bounds = {f.key: f.check(f.low if f.low is not None else f.high) for f in targets}  # each exactly on its bound
+    assert all(t["met"] for t in on_bounds.values())
+    assert [f.key for f in targets if not f.check(None)["met"]] == [f.key for f in targets]
+    assert not next(f for f in targets if f.key == "termination_f1").check(0.59)["met"]
+    assert not next(f for f in targets if f.key == "role_flip_rate").check(0.06)["met"]
+    # measured from a score alone: the score's targets are judged, the session figures' are not measured
+    score = {"perplexity": 3.0, "termination": {"likelier": {"f1": 0.7}}}
+    checked = check_targets(Measured(score, BASE))
+    assert [k for k, t in checked.items() if t["met"]] == ["perplexity_ratio", "termination_f1"]
+    assert checked["perplexity_ratio"]["value"] == 0.1 and checked["user_turns_ratio"]["value"] is None
 
 
 def test_per_model_training_keys_replace_the_shared_ones_and_are_checked():
