@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-# The pipeline's stages in their order (`ray_apps.pipeline._stages`).
+# The pipeline's stages in their order (`ray_apps.pipeline.graph.stage_graph`).
 PIPELINE_STAGES = [
     "prepare",
     "init-model",

@@ -1,18 +1,21 @@
-"""What each pipeline stage's fingerprint covers: a changed key redoes the stages that read it and those after them."""
+"""What each pipeline stage's fingerprint covers: a changed key redoes the stages that read it and those after them;
+every key of the schema is read by a stage or declared unread."""
 
 from ray_apps.config import PipelineConfig, load_config
 from ray_apps.layout import RunLayout
-from ray_apps.pipeline import SIMULATOR_EVAL_KEYS, _fingerprint, _stages
+from ray_apps.pipeline.graph import UNREAD, fingerprints, stage_graph
 
 from ..helpers import PIPELINE_STAGES, ROOT
+from .test_config_reference import _leaf_keys
+
+
+def _graph(*overrides: str):
+    config = load_config(ROOT / "configs" / "tiny.yaml", ["run.workdir=/tmp/realm-fingerprints", *overrides])
+    return stage_graph(config, RunLayout(config))
 
 
 def _fingerprints(*overrides: str) -> dict[str, str]:
-    config = load_config(ROOT / "configs" / "tiny.yaml", ["run.workdir=/tmp/realm-fingerprints", *overrides])
-    fingerprints: dict[str, str] = {}
-    for stage in _stages(config, RunLayout(config)):
-        fingerprints[stage.name] = _fingerprint(config, stage, fingerprints)
-    return fingerprints
+    return fingerprints(_graph(*overrides))
 
 
 def _redone(*overrides: str) -> set[str]:
@@ -36,9 +39,38 @@ def test_a_simulator_eval_change_redoes_only_the_simulator_eval():
     assert _redone("eval.output=/tmp/elsewhere") == {"eval-simulator", "eval-assistants"}  # both write there
 
 
-def test_the_simulator_eval_keys_name_eval_keys():
-    keys = set(PipelineConfig.model_fields["eval"].annotation.model_fields)
-    assert SIMULATOR_EVAL_KEYS < keys  # no stale name: each one exists
+PROMPTED = "rollout.compare_with={user: {model: base}, personas: [You are a curious student.]}"
+
+
+def test_every_key_is_read_by_a_stage_or_declared_unread():
+    """A new config key must be given to the stages that read it (or to UNREAD): none is left out of the
+    fingerprints by default, as model.base once was."""
+
+    def covered(key: str, prefixes) -> bool:
+        return any(key == p or key.startswith((f"{p}.", f"{p}[")) for p in prefixes)
+
+    read = {
+        key
+        for overrides in ((), (PROMPTED,), ("model.base=/models/llama",))
+        for s in _graph(*overrides)
+        for key in s.reads
+    }
+    missing = [k for k in _leaf_keys(PipelineConfig, "") if not covered(k, read | set(UNREAD))]
+    assert not missing, missing
+    assert not [k for k in UNREAD if covered(k, read)]  # nothing is both
+
+
+def test_a_stage_comes_after_the_stages_that_write_what_it_reads():
+    after = {s.name: set(s.after) for s in _graph(PROMPTED)}
+    assert after["train-usergpt"] == {"prepare", "init-model"}
+    assert after["rollout"] == {"train-usergpt", "train-baseline"}
+    assert after["rollout-prompted"] == {"init-model", "train-baseline"}  # the tiny base, talking to the baseline
+    assert after["eval-simulator"] == {"prepare", "init-model", "train-usergpt", "rollout", "rollout-prompted"}
+    assert after["train-realm"] == {"prepare", "init-model", "rollout"}
+    assert after["eval-assistants"] == {"train-baseline", "train-realm"}
+    # a simulator hosted elsewhere is not trained here for the rollout: it does not wait for train-usergpt
+    hosted = {s.name: set(s.after) for s in _graph("rollout.user.base_url=http://127.0.0.1:9/v1")}
+    assert hosted["rollout"] == {"train-baseline"}
 
 
 def test_a_rollout_or_training_change_redoes_what_comes_after():
