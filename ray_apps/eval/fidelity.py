@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 from ..conversation import USER, is_end_marker
 from ..layout import RolloutData
+from ..outcomes import Outcome
 from ..records import read_records
 from .stats import dataset_stats, distinct, rounded
 
@@ -52,13 +54,12 @@ def compare_sessions(real: list[dict], sessions: list[dict], failures: list[dict
         dataset_stats(sessions, count, "simulated"),
     )
     written = len(user_texts(sessions))
-    resampled: dict[str, int] = {}
-    for record in [*sessions, *failures]:
-        rejected = record.get("rejected_user_turns") or (record.get("meta") or {}).get("rejected_user_turns") or {}
-        for reason, n in rejected.items():
-            resampled[reason] = resampled.get(reason, 0) + n
+    outcomes = [Outcome(record) for record in [*sessions, *failures]]
+    resampled: Counter[str] = Counter()
+    for outcome in outcomes:
+        resampled.update(outcome.rejected_user_turns)
     drawn = written + sum(resampled.values())  # every user turn the simulator wrote, kept or not
-    ended = sum((r.get("meta") or {}).get("stop_reason") == "end_marker" for r in sessions)
+    ended = sum(o.stop_reason == "end_marker" for o in outcomes)
     openings = {"real": _openings(real), "simulated": _openings(sessions)}
     # a rejected duplicate opening was written too: it counts as a session's opening that is not distinct
     opening_draws = {"real": len(openings["real"]), "simulated": len(openings["simulated"])}

@@ -22,13 +22,14 @@ from ..endpoints import ACTOR_CPUS, EndpointError, map_rows, resolve_endpoint
 from ..errors import RealmError, failure_share, print_first_traceback
 from ..governor import start_governor, stop_governors
 from ..layout import RolloutData, RunLayout
+from ..outcomes import Outcome
 from ..records import read_rows
 from ..runtime import Ask, check_fits
 from ..tables import markdown_table
 from .openings import OpeningIndex
 from .progress import follow
 from .runner import SessionRunner
-from .store import Outcome, Tally, outcome_index, read_failures, shard_files, tally, write_dataset, write_shard
+from .store import Place, Tally, outcome_index, read_failures, shard_files, tally, write_dataset, write_shard
 
 
 class RolloutError(RealmError, RuntimeError):
@@ -42,7 +43,7 @@ def run_rollout(config: PipelineConfig, output: str | None = None, estimate: boo
     out = Path(output) if output else RunLayout(config).realchat.root
     fingerprint = cfg.session_fingerprint()
     seeds, invalid = _seeds(config, fingerprint)
-    keys = {s["key"] for s in seeds} | {r["key"] for r in invalid}
+    keys = {s["key"] for s in seeds} | {o.key for o in invalid}
     index = outcome_index(shard_files(out), keys)
     finished = {k for k, o in index.items() if o.final}
     pending = [s for s in seeds if s["key"] not in finished]
@@ -67,7 +68,7 @@ def run_rollout(config: PipelineConfig, output: str | None = None, estimate: boo
             if not new
         ]
         pending = [s for s, new in zip(pending, claimed) if new]
-    if new_failures := [r for r in invalid if r["key"] not in finished]:
+    if new_failures := [o for o in invalid if o.key not in finished]:
         write_shard(out, new_failures)
     print(f"[rollout] {len(keys)} seeds: {len(finished)} finished before, {len(pending)} to run -> {out}", flush=True)
     if projection:
@@ -134,13 +135,12 @@ def _key(fingerprint: str, seed_id: str) -> str:
     return hashlib.sha256(f"{fingerprint}:{seed_id}".encode()).hexdigest()[:16]
 
 
-def _failed(seed: dict, reason: str, detail: str) -> dict:
-    record = {"id": seed["key"], "seed_id": seed["id"], "reason": reason, "detail": detail, "messages": [], "usage": {}}
-    return {"key": seed["key"], "status": "failure", "record": record}
+def _failed(seed: dict, reason: str, detail: str) -> Outcome:
+    return Outcome.failure(seed["key"], seed["id"], reason, detail)
 
 
-def _seeds(config: PipelineConfig, fingerprint: str) -> tuple[list[dict], list[dict]]:
-    """The seeds that can run, with their keys; failure rows for those that cannot (bad or repeated)."""
+def _seeds(config: PipelineConfig, fingerprint: str) -> tuple[list[dict], list[Outcome]]:
+    """The seeds that can run, with their keys; failures for those that cannot (bad or repeated)."""
     cfg = config.rollout
     if cfg.mode == "free":
         return [{"id": f"free-{i:06d}", "key": _key(fingerprint, f"free-{i:06d}")} for i in range(cfg.num_sessions)], []
@@ -192,7 +192,7 @@ def _cost(config: PipelineConfig, usage: dict[str, Mapping]) -> dict:
     return {**cost, "total": round(sum(cost.values()), 4)}
 
 
-def _projection(config: PipelineConfig, out: Path, index: dict[str, Outcome], pending: int) -> dict | None:
+def _projection(config: PipelineConfig, out: Path, index: dict[str, Place], pending: int) -> dict | None:
     """What the ``pending`` seeds will cost, from the outcomes kept so far (None before any): tokens by role and
     dollars at their mean, wall time at the rate the last run measured (``summary.json``)."""
     kept = {k: o for k, o in index.items() if o.final}

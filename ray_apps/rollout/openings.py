@@ -34,10 +34,9 @@ class OpeningIndex:
         self.near = NearDuplicateIndex(cfg)
         self.exact: set[str] = set()
         for shard in shard_files(Path(output)):  # the run so far: its sessions' openings, in order
-            for row in read_shard(shard):
-                record = row["record"]
-                if row["status"] == "session" and record["meta"].get("fingerprint") == fingerprint:
-                    self.claim_texts([next(m["content"] for m in record["messages"] if m["role"] == USER)])
+            for outcome in read_shard(shard):
+                if outcome.is_session and outcome.meta.get("fingerprint") == fingerprint:
+                    self.claim_texts([next(m["content"] for m in outcome.record["messages"] if m["role"] == USER)])
 
     def claim(self, normalised: str, hashes: np.ndarray | None) -> bool:
         """True (and remembered) when the opening ``sketch`` gave is new; False when it repeats an earlier one."""

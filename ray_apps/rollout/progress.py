@@ -33,8 +33,8 @@ class ShardWatcher:
         for entry in os.scandir(self.directory):
             if entry.name.endswith(".jsonl") and entry.name not in self.seen:
                 self.seen.add(entry.name)
-                for row in read_shard(Path(entry.path)):
-                    self.tally.add(row)
+                for outcome in read_shard(Path(entry.path)):
+                    self.tally.add(outcome)
 
     @property
     def completion_tokens(self) -> int:

@@ -11,9 +11,10 @@ import numpy as np
 from ray.util import metrics
 
 from ..config import DedupConfig, RolloutConfig
-from ..conversation import ASSISTANT, USER, make_record
+from ..conversation import ASSISTANT, USER
 from ..endpoints import Endpoint, ResolvedEndpoint
 from ..errors import internal_failure
+from ..outcomes import Outcome
 from .openings import sketch
 from .session import Session, SessionFailed
 from .store import write_shard
@@ -53,11 +54,11 @@ class SessionRunner:
             }
             self.in_flight = asyncio.Semaphore(self.cfg.sessions_per_actor)
         seeds = [json.loads(s) for s in batch["item"]]
-        rows = await asyncio.gather(*[self._run(seed) for seed in seeds])
-        write_shard(self.output, rows)
-        yield {"key": [r["key"] for r in rows]}
+        outcomes = await asyncio.gather(*[self._run(seed) for seed in seeds])
+        write_shard(self.output, outcomes)
+        yield {"key": [o.key for o in outcomes]}
 
-    async def _run(self, seed: dict) -> dict:
+    async def _run(self, seed: dict) -> Outcome:
         async with self.in_flight:
             session = Session(seed, self.cfg)
             try:
@@ -71,7 +72,7 @@ class SessionRunner:
                 return self._failure(
                     session, stop, f"{len(session.user_turns())} user turns, fewer than rollout.min_turns"
                 )
-            return {"key": seed["key"], "status": "session", "record": self._record(session, stop)}
+            return self._session(session, stop)
 
     async def _claim(self, text: str) -> bool:
         return await self.openings.claim.remote(*sketch(text, self.dedup))
@@ -83,7 +84,7 @@ class SessionRunner:
                 self.tokens_metric.inc(u["completion_tokens"], tags={"role": role})
         return usage
 
-    def _record(self, session: Session, stop: str) -> dict:
+    def _session(self, session: Session, stop: str) -> Outcome:
         self.sessions_metric.inc(tags={"status": "session"})
         meta = {
             **self.mode_meta,
@@ -96,18 +97,17 @@ class SessionRunner:
             "rejected_user_turns": dict(session.rejected),
             "usage": self._usage(session),
         }
-        return make_record(session.seed["key"], session.messages, meta)
+        return Outcome.session(session.seed["key"], session.messages, meta)
 
-    def _failure(self, session: Session, reason: str, detail: str, traceback: str | None = None) -> dict:
+    def _failure(self, session: Session, reason: str, detail: str, traceback: str | None = None) -> Outcome:
         self.sessions_metric.inc(tags={"status": "failure"})
-        record = {
-            "id": session.seed["key"],
-            "seed_id": session.seed["id"],
-            "reason": reason,
-            "detail": detail,
-            **({"traceback": traceback} if traceback else {}),
-            "messages": session.messages,
-            "rejected_user_turns": dict(session.rejected),
-            "usage": self._usage(session),
-        }
-        return {"key": session.seed["key"], "status": "failure", "record": record}
+        return Outcome.failure(
+            session.seed["key"],
+            session.seed["id"],
+            reason,
+            detail,
+            messages=session.messages,
+            usage=self._usage(session),
+            rejected_user_turns=dict(session.rejected),
+            traceback=traceback,
+        )

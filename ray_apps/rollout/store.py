@@ -21,21 +21,22 @@ from typing import NamedTuple
 
 from ..conversation import ASSISTANT, USER, to_sharegpt
 from ..layout import RolloutData
+from ..outcomes import Outcome
 from ..records import JsonlWriter, RecordWriter
 from .session import RETRYABLE
 
 ROLES = (USER, ASSISTANT)
 
 
-def write_shard(output: Path, rows: list[dict]) -> None:
-    """``rows``: ``{"key", "status": "session" | "failure", "record"}``; appears all at once or not at all."""
+def write_shard(output: Path, outcomes: list[Outcome]) -> None:
+    """A shard of ``outcomes``, a row each (``Outcome.to_row``); appears all at once or not at all."""
     shards = RolloutData(output).shards
     shards.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
     tmp = shards / f".{name}.tmp"
     with tmp.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for outcome in outcomes:
+            f.write(json.dumps(outcome.to_row(), ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, shards / f"{name}.jsonl")
@@ -45,13 +46,13 @@ def shard_files(output: Path) -> list[Path]:
     return sorted(RolloutData(output).shards.glob("*.jsonl"))
 
 
-def read_shard(path: Path) -> Iterator[dict]:
+def read_shard(path: Path) -> Iterator[Outcome]:
     with path.open() as f:
         for line in f:
-            yield json.loads(line)
+            yield Outcome.from_row(json.loads(line))
 
 
-class Outcome(NamedTuple):
+class Place(NamedTuple):
     """Where a key's outcome lies (``shard`` indexes the list the index was built from) and whether a rerun
     keeps it (``final``: a session, or a failure that retrying cannot fix)."""
 
@@ -61,26 +62,27 @@ class Outcome(NamedTuple):
     final: bool
 
 
-def outcome_index(shards: list[Path], keys: set[str]) -> dict[str, Outcome]:
-    """The outcome of every key of ``keys`` in ``shards``: a session wins over a failure; of failures, the last read."""
-    index: dict[str, Outcome] = {}
+def outcome_index(shards: list[Path], keys: set[str]) -> dict[str, Place]:
+    """Where the outcome of every key of ``keys`` lies in ``shards``: a session wins over a failure; of failures,
+    the last read."""
+    index: dict[str, Place] = {}
     for n, shard in enumerate(shards):
-        for line, row in enumerate(read_shard(shard)):
-            key = row["key"]
+        for line, outcome in enumerate(read_shard(shard)):
+            key = outcome.key
             if key not in keys or (key in index and index[key].session):
                 continue
-            session = row["status"] == "session"
-            index[key] = Outcome(n, line, session, session or row["record"]["reason"] not in RETRYABLE)
+            session = outcome.is_session
+            index[key] = Place(n, line, session, session or outcome.reason not in RETRYABLE)
     return index
 
 
-def winners(shards: list[Path], index: dict[str, Outcome]) -> Iterator[dict]:
-    """The rows ``index`` points at, in shard order, one per key."""
+def winners(shards: list[Path], index: dict[str, Place]) -> Iterator[Outcome]:
+    """The outcomes ``index`` points at, in shard order, one per key."""
     for n, shard in enumerate(shards):
-        for line, row in enumerate(read_shard(shard)):
-            outcome = index.get(row["key"])
-            if outcome is not None and (outcome.shard, outcome.line) == (n, line):
-                yield row
+        for line, outcome in enumerate(read_shard(shard)):
+            place = index.get(outcome.key)
+            if place is not None and (place.shard, place.line) == (n, line):
+                yield outcome
 
 
 class Tally:
@@ -91,35 +93,31 @@ class Tally:
         self.usage = {role: Counter() for role in ROLES}
         self.stop_reasons, self.failure_reasons, self.rejected = Counter(), Counter(), Counter()
 
-    def add(self, row: dict) -> None:
-        record = row["record"]
-        if row["status"] == "session":
-            meta = record["meta"]
+    def add(self, outcome: Outcome) -> None:
+        if outcome.is_session:
             self.sessions += 1
-            self.user_turns += meta["user_turns"]
-            self.stop_reasons[meta["stop_reason"]] += 1
-            usage, rejected = meta["usage"], meta["rejected_user_turns"]
+            self.user_turns += outcome.user_turns
+            self.stop_reasons[outcome.stop_reason] += 1
         else:
             self.failures += 1
-            self.failure_reasons[record["reason"]] += 1
-            usage, rejected = record.get("usage", {}), record.get("rejected_user_turns", {})
-        for role, u in usage.items():
+            self.failure_reasons[outcome.reason] += 1
+        for role, u in outcome.usage.items():
             self.usage[role].update(u)
-        self.rejected.update(rejected)
+        self.rejected.update(outcome.rejected_user_turns)
 
     @property
     def outcomes(self) -> int:
         return self.sessions + self.failures
 
 
-def tally(shards: list[Path], index: dict[str, Outcome]) -> Tally:
+def tally(shards: list[Path], index: dict[str, Place]) -> Tally:
     counted = Tally()
-    for row in winners(shards, index):
-        counted.add(row)
+    for outcome in winners(shards, index):
+        counted.add(outcome)
     return counted
 
 
-def write_dataset(output: Path, shards: list[Path], index: dict[str, Outcome]) -> Tally:
+def write_dataset(output: Path, shards: list[Path], index: dict[str, Place]) -> Tally:
     """``data/sessions.{parquet,jsonl}`` (messages format), ``data/sharegpt.jsonl`` and ``failures.jsonl`` from the
     outcomes ``index`` points at, in one pass over ``shards``; returns their tally."""
     files, counted = RolloutData(output), Tally()
@@ -129,14 +127,14 @@ def write_dataset(output: Path, shards: list[Path], index: dict[str, Outcome]) -
         JsonlWriter(files.sharegpt) as sharegpt,
         JsonlWriter(files.failures) as failures,
     ):
-        for row in winners(shards, index):
-            counted.add(row)
-            if row["status"] == "session":
-                parquet.write(row["record"])
-                jsonl.write(row["record"])
-                sharegpt.write(to_sharegpt(row["record"]))
+        for outcome in winners(shards, index):
+            counted.add(outcome)
+            if outcome.is_session:
+                parquet.write(outcome.record)
+                jsonl.write(outcome.record)
+                sharegpt.write(to_sharegpt(outcome.record))
             else:
-                failures.write(row["record"])
+                failures.write(outcome.record)
     return counted
 
 

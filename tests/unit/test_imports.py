@@ -9,7 +9,7 @@ LAYERS = [
     {"errors", "console", "lazy"},
     {"conversation"},
     {"config"},
-    {"records", "layout"},
+    {"records", "layout", "outcomes"},
     {"tables", "user_turns"},
     {"runtime"},
     {"models"},
