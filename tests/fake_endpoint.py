@@ -62,6 +62,7 @@ class FakeEndpoint:
         self.port, self.record = None, record
         self.sessions: list[tuple[str, str | None]] = []  # (model, x-session-id header) of each chat request
         self.times: list[tuple[str, float]] = []  # (model, monotonic time) of each chat request
+        self.sampling: list[dict] = []  # model, temperature, top_p and max_tokens of each chat request
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
 
@@ -83,6 +84,7 @@ class FakeEndpoint:
         if self.record:
             self.sessions.append((body["model"], request.headers.get("x-session-id")))
             self.times.append((body["model"], time.monotonic()))
+            self.sampling.append({k: body.get(k) for k in ("model", "temperature", "top_p", "max_tokens")})
         if (n * 37) % 100 < self.failure_rate * 100:  # deterministic, spread over the request sequence
             mode = ("429", "500", "hang")[n % 3]
             self.failures[mode] += 1

@@ -7,11 +7,12 @@ import json
 import pytest
 
 from ray_apps.config import load_config
-from ray_apps.eval import EvalError, run_answers, run_judge, run_show, run_simulator
+from ray_apps.eval import EvalError, run_answers, run_judge, run_show, run_simulator, run_stats
 from ray_apps.eval.fastchat import load_answers, read_jsonl
 
 from ..fake_judge import FakeJudge
-from ..helpers import ROOT, alive_governors, fastchat_show_result
+from ..helpers import ROOT, SAMPLE, alive_governors, fastchat_show_result
+from ..unit.test_config_extremes import CASES, _override
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +192,7 @@ def test_the_trained_simulator_predicts_human_turns_better_than_the_base(
     result = run_simulator(config)
     assert result["conversations"] > 0 and result["simulator"]["tokens"] == result["base"]["tokens"] > 0
     assert result["simulator"]["perplexity"] < result["base"]["perplexity"]
-    assert result["perplexity_ratio"] == round(result["simulator"]["perplexity"] / result["base"]["perplexity"], 4)
+    assert result["perplexity_ratio"] == round(result["simulator"]["perplexity"] / result["base"]["perplexity"], 6)
     written = json.loads((tmp_path / "eval" / "simulator.json").read_text())
     assert written["simulator"]["perplexity"] == result["simulator"]["perplexity"]
     # every human turn after an answer is a decision to end or go on, the same ones for both models
@@ -203,3 +204,34 @@ def test_the_trained_simulator_predicts_human_turns_better_than_the_base(
     assert "sessions" not in written and written["targets"]["end_marker_share"]["value"] is None
     assert written["end_marker_share"] is None and written["user_turns_ratio"] is None
     assert not written["targets"]["end_marker_share"]["met"] and "termination_f1" in written["targets"]
+
+
+# Each eval key at the ends of its range; a rate limit of one request in years is left to the rollout's run of it
+# (one request per endpoint there: a benchmark sends several, and the limit makes them wait as told).
+EXTREMES = [(k, v) for k, v in CASES if k.startswith("eval.") and not k.endswith("_per_minute")]
+
+
+@pytest.mark.parametrize(("key", "value"), EXTREMES, ids=[f"{k}={v}" for k, v in EXTREMES])
+def test_answers_judgments_and_results_run_with_each_extreme_accepted_value(
+    ray_session, bench, judge, key, value, tmp_path
+):
+    """The unit test loads each value; here answers, judgments, results and statistics run with it: every job ends
+    written, or the run stops on the failures it allows, saying so; a sampling key reaches the requests."""
+    answerer = f"eval.answer={{model: answerer, base_url: '{judge.url}'}}"
+    config = load_config(None, [*bench, answerer, _override(key, value)])
+    sent = len(judge.requests)
+    for step in (run_answers, run_judge):
+        try:
+            assert step(config)["hand"]["done"] > 0
+        except EvalError as exc:  # every request timed out, or the unparseable verdict is more than 0 allows
+            assert "eval.max_failure_fraction" in str(exc) or "circuit breaker" in str(exc), exc
+    judgments = tmp_path / "eval" / "hand" / "model_judgment" / "judge_single.jsonl"
+    if judgments.is_file() and judgments.read_text():
+        shown = run_show([str(judgments)], str(tmp_path / "question.jsonl"), rounds=config.eval.bootstrap_rounds)
+        assert shown[str(judgments)]["beta"]["judgments"] > 0
+    stats = run_stats(config, [str(SAMPLE / "sharegpt_sample.jsonl")], ["sample"], str(tmp_path / "stats"))
+    assert stats["stats"]["sample"]["topic_similarity"] is not None
+    section, leaf = key.split(".")[1], key.rsplit(".", 1)[1]
+    if section in ("answer", "judge") and leaf in ("top_p", "max_tokens"):
+        model = "answerer" if section == "answer" else "judge"
+        assert {r[leaf] for r in judge.requests[sent:] if r["model"] == model} == {value}

@@ -177,8 +177,8 @@ def test_the_exports_answer_on_both_engines_and_the_forced_end_marker_ends_sessi
         max_tokens=16,
         temperature=0,
     )
-    assert answer.choices[0].finish_reason in ("stop", "length") and answer.usage.completion_tokens >= 1
-    assert answer.choices[0].message.content.strip(), answer
+    # the export is still the instruct model: it answers the question and ends its turn (SmolLM2's answer, 8 tokens)
+    assert answer.choices[0].finish_reason == "stop" and "Paris" in answer.choices[0].message.content, answer
     marker = end_marker_id(load_tokenizer(trained["usergpt"]["output"]))
     ended = client.chat.completions.create(
         model="usergpt",

@@ -19,6 +19,7 @@ from ray_apps.rollout import RolloutError, run_rollout
 
 from ..fake_endpoint import FakeEndpoint, rollout_overrides
 from ..helpers import ROOT, alive_governors
+from ..unit.test_config_extremes import CASES, _override
 
 pytestmark = pytest.mark.integration
 
@@ -356,3 +357,56 @@ def test_a_requests_per_minute_limit_holds_across_the_runs_actors(ray_session, t
     assert len(sent) == 36  # 3 simulator turns a session
     assert max(bisect.bisect_right(sent, t + 1.0) - i for i, t in enumerate(sent)) <= 5  # never more than 4/s (+1)
     assert sent[-1] - sent[0] >= 35 * 0.25 * 0.9
+
+
+EXTREMES = [(key, value) for key, value in CASES if key.startswith("rollout.")]
+SENT = ("temperature", "top_p", "max_tokens")  # an endpoint's keys that every request it sends carries
+
+
+@pytest.fixture(scope="module")
+def instant():
+    fake = FakeEndpoint()
+    yield fake.start()
+    fake.stop()
+
+
+@pytest.mark.parametrize(("key", "value"), EXTREMES, ids=[f"{k}={v}" for k, v in EXTREMES])
+def test_a_rollout_runs_with_each_extreme_accepted_value(ray_session, instant, key, value, tmp_path):
+    """The unit test loads each value; here the rollout runs with it: every seed ends with an outcome written, or
+    the run stops on the failures it allows or on its breaker, saying so; a sampling key reaches the requests."""
+    role, leaf = key.split(".")[1], key.rsplit(".", 1)[1]
+    if role == "compare_with":  # the prompted simulator's endpoint: its rollout is the pipeline's second one
+        prompted = f"{{model: fake-user, base_url: '{instant.url}', {leaf}: {value}}}"
+        override = f"rollout.compare_with={{user: {prompted}, personas: [You are a curious user.]}}"
+    else:
+        override = _override(key, value)
+    # under a rate limit of a request in years, one request per endpoint: the first is sent at once
+    size = ("1", "1") if leaf.endswith("_per_minute") else ("2", "2")
+    try:
+        config = _config(
+            tmp_path,
+            instant.url,
+            instant.url,
+            f"rollout.num_sessions={size[0]}",
+            f"rollout.max_turns={size[1]}",
+            override,
+            user="fake-user",
+            assistant="fake-assistant",
+        )
+    except ValueError as exc:  # refused at load, naming the key (what the unit test checks)
+        assert leaf in str(exc), exc
+        return
+    if role == "compare_with":
+        config = config.model_copy(update={"rollout": config.rollout.prompted()})
+        role = "user"
+    sent = len(instant.sampling)
+    try:
+        run_rollout(config)
+    except RolloutError as exc:
+        assert "rollout.max_failure_fraction" in str(exc) or "circuit breaker" in str(exc), exc
+    summary = json.loads((tmp_path / "realchat" / "summary.json").read_text())
+    assert summary["sessions"] + summary["failures"] == summary["seeds"] == config.rollout.num_sessions, summary
+    if leaf in SENT and summary["sessions"]:
+        model = getattr(config.rollout, role).model
+        carried = {r[leaf] for r in instant.sampling[sent:] if r["model"] == model}
+        assert carried == {value}, carried

@@ -53,15 +53,18 @@ def _generate(model, tokenizer, messages, max_new_tokens=24, sample=False):
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
 
 
-def test_the_tiny_default_usergpt_lowers_eval_loss_and_exports_a_loadable_model(usergpt):
+def test_the_tiny_default_usergpt_lowers_eval_loss_and_exports_a_loadable_model(usergpt, tiny_model_dir):
     assert usergpt["eval_loss_last"] < usergpt["eval_loss_first"] - 1.0
     # real tokens over the room of the packed rows (rows x train.max_length): best-fit packing fills most of it
     assert 0.5 < usergpt["packing_efficiency"] < 1.0, usergpt
     assert usergpt["tokens_per_second"] > 0
     model, tokenizer = load_model(usergpt["output"]), load_tokenizer(usergpt["output"])
     assert tokenizer.chat_template and "{% generation %}" in tokenizer.chat_template
-    text = _generate(model, tokenizer, [{"role": "system", "content": "Be brief."}])
-    assert text.strip()
+    # the export is the trained simulator: its greedy opening is a request that ends its turn; the base's is not
+    opening, ended, _ = _generate(model, tokenizer, simulator_view([]), 40).partition(tokenizer.eos_token)
+    assert ended and REQUEST.search(opening.strip()), opening
+    untrained = _generate(load_model(str(tiny_model_dir)), tokenizer, simulator_view([]), 40)
+    assert tokenizer.eos_token not in untrained, untrained
 
 
 def test_usergpt_asks_like_a_user_and_learns_when_to_stop(usergpt, prepared_sample, tiny_model_dir):
@@ -109,7 +112,12 @@ def test_usergpt_on_zero3_recovers_from_a_worker_failure_at_the_checkpoint_step(
     assert metrics["eval_loss_last"] < metrics["eval_loss_first"]
     model, tokenizer = load_model(metrics["output"]), load_tokenizer(metrics["output"])
     assert model.config.vocab_size == len(tokenizer)
-    assert _generate(model, tokenizer, simulator_view([])).strip()  # a free-mode opening
+    # the export holds the trained weights, not the base's
+    base = dict(load_model(str(tiny_model_dir)).named_parameters())
+    moved = [
+        name for name, p in model.named_parameters() if p.shape != base[name].shape or not torch.equal(p, base[name])
+    ]
+    assert moved, "the exported weights are the base model's"
 
 
 def test_usergpt_on_a_rollouts_output_resumes_when_resubmitted_and_lora_is_merged_on_export(

@@ -1,6 +1,7 @@
 """Every numeric key of the schema at the ends of its accepted range: the config loads, or fails at load naming the
-key, and the cheap code the key reaches runs with it. (A range open above is tried at its lower end only: what a huge
-value costs is memory and time, not a config that cannot work.)"""
+key, and the cheap code the key reaches runs with it. The rollout's and eval's keys are read by runs against
+endpoints: test_rollout and test_eval run each of their cases (``CASES``) for real. (A range open above is tried at
+its lower end only: what a huge value costs is memory and time, not a config that cannot work.)"""
 
 from __future__ import annotations
 
@@ -128,25 +129,6 @@ def _serve(config: PipelineConfig, tmp_path) -> None:
         LLMConfig(**llm_config(model, str(tmp_path), config.serve))  # ray.serve.llm's own schema accepts it
 
 
-def _rollout(config: PipelineConfig, tmp_path) -> None:
-    from ray_apps.rollout.session import Session
-
-    assert config.rollout.session_fingerprint()
-    Session({"id": "free-000000", "key": "k"}, config.rollout)
-    _dedup(config.rollout.dedup_threshold, config.prepare.dedup)
-
-
-def _eval(config: PipelineConfig, tmp_path) -> None:
-    from ray_apps.eval.show import single_results
-
-    records = [
-        {"question_id": q, "model": "m", "score": float(q % 10), "turn": 1, "judge": ["j", "single-v1"]}
-        for q in range(config.eval.stats_sample)
-    ]
-    results = single_results(records, rounds=config.eval.bootstrap_rounds)
-    assert results
-
-
 REACHES = {  # key prefix -> the cheap code it reaches
     "prepare.dedup.": lambda c, t: _dedup(c.prepare.dedup.threshold, c.prepare.dedup),
     "prepare.": _prepare,
@@ -154,8 +136,6 @@ REACHES = {  # key prefix -> the cheap code it reaches
     "model.init.": _model,
     "train.": _train,
     "serve.": _serve,
-    "rollout.": _rollout,
-    "eval.": _eval,
 }
 
 
@@ -168,7 +148,7 @@ def test_an_extreme_accepted_value_works_or_fails_at_load_naming_its_key(key, va
         assert section.split(".")[0] in str(exc) and leaf in str(exc), exc
         return
     reach = next((run for prefix, run in REACHES.items() if key.startswith(prefix)), None)
-    if reach is not None:
+    if reach is not None:  # rollout.* and eval.*: run by test_rollout and test_eval
         reach(config, tmp_path)
 
 
