@@ -76,7 +76,9 @@ def run_simulator(
     measured = Measured(result["simulator"], result["base"], result.get("sessions"))
     result |= values(measured) | {"targets": check_targets(measured)}
     if config.rollout.compare_with:
-        result["prompted"], prompted = _prompted(config, models["base"], records, sampling, result, real_records)
+        result["prompted"], prompted = _prompted(
+            config, models["base"], records, sampling, result["base"], real_records
+        )
         result["comparison"] = compare_simulators(measured, prompted)
     out = Path(output) if output else layout.simulator
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ def run_simulator(
 
 
 def _prompted(
-    config: PipelineConfig, base: str, records: list[dict], sampling: Sampling, trained: dict, real_records: list
+    config: PipelineConfig, base: str, records: list[dict], sampling: Sampling, base_score: dict, real_records: list
 ) -> tuple[dict, Measured]:
     """The prompted simulator (``rollout.compare_with``) and its sessions; when it is model.base (``base``) as it is,
     its scores too, with its first persona as the system prompt and the end marker as the text it was told to
@@ -127,5 +129,5 @@ def _prompted(
         print(
             f"[eval simulator] no prompted sessions at {layout.prompted.root}: its session figures left out", flush=True
         )
-    measured = Measured(part.get("score"), trained["base"], part.get("sessions"))
+    measured = Measured(part.get("score"), base_score, part.get("sessions"))
     return part | values(measured) | {"targets": check_targets(measured)}, measured
