@@ -177,8 +177,10 @@ def test_the_exports_answer_on_both_engines_and_the_forced_end_marker_ends_sessi
         max_tokens=16,
         temperature=0,
     )
-    # the export is still the instruct model: it answers the question and ends its turn (SmolLM2's answer, 8 tokens)
-    assert answer.choices[0].finish_reason == "stop" and "Paris" in answer.choices[0].message.content, answer
+    # the export still knows what SmolLM2 knows: in Vicuna's format it answers, then goes on to write the next
+    # "USER:" turn (a base model trained 2 steps has not learned to stop there)
+    assert answer.choices[0].finish_reason in ("stop", "length") and answer.usage.completion_tokens >= 1
+    assert "Paris" in answer.choices[0].message.content, answer.choices[0].message.content
     marker = end_marker_id(load_tokenizer(trained["usergpt"]["output"]))
     ended = client.chat.completions.create(
         model="usergpt",
