@@ -211,6 +211,7 @@ def test_the_trained_simulator_predicts_human_turns_better_than_the_base(
 EXTREMES = [(k, v) for k, v in CASES if k.startswith("eval.") and not k.endswith("_per_minute")]
 
 
+@pytest.mark.slow  # one run per value: 7 minutes in all, left out of `make test-fast`
 @pytest.mark.parametrize(("key", "value"), EXTREMES, ids=[f"{k}={v}" for k, v in EXTREMES])
 def test_answers_judgments_and_results_run_with_each_extreme_accepted_value(
     ray_session, bench, judge, key, value, tmp_path

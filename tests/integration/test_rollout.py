@@ -370,6 +370,7 @@ def instant():
     fake.stop()
 
 
+@pytest.mark.slow  # one run per value: 7 minutes in all, left out of `make test-fast`
 @pytest.mark.parametrize(("key", "value"), EXTREMES, ids=[f"{k}={v}" for k, v in EXTREMES])
 def test_a_rollout_runs_with_each_extreme_accepted_value(ray_session, instant, key, value, tmp_path):
     """The unit test loads each value; here the rollout runs with it: every seed ends with an outcome written, or
