@@ -382,14 +382,14 @@ def test_a_rollout_runs_with_each_extreme_accepted_value(ray_session, instant, k
     else:
         override = _override(key, value)
     # under a rate limit of a request in years, one request per endpoint: the first is sent at once
-    size = ("1", "1") if leaf.endswith("_per_minute") else ("2", "2")
+    size = 1 if leaf.endswith("_per_minute") else 2
     try:
         config = _config(
             tmp_path,
             instant.url,
             instant.url,
-            f"rollout.num_sessions={size[0]}",
-            f"rollout.max_turns={size[1]}",
+            f"rollout.num_sessions={size}",
+            f"rollout.max_turns={size}",
             override,
             user="fake-user",
             assistant="fake-assistant",
