@@ -51,11 +51,12 @@ def base_reference(config: PipelineConfig) -> str:
     return config.model.base or str(RunLayout(config).model("base"))
 
 
-def base_identity(config: PipelineConfig, reference: str | None = None) -> str:
-    """What a stage's fingerprint holds for its base model: a GGUF file's hash (its bytes decide the weights), else
-    the reference itself."""
-    reference = locate(reference or base_reference(config))
-    return f"gguf:{file_hash(reference)}" if is_gguf(reference) and Path(reference).is_file() else reference
+def model_identity(reference: str) -> str:
+    """What a stage's fingerprint holds for a model reference: a GGUF file's hash (its bytes decide the weights),
+    else the reference itself."""
+    reference = locate(reference)
+    path = Path(reference).expanduser()
+    return f"gguf:{file_hash(path)}" if is_gguf(reference) and path.is_file() else reference
 
 
 def resolve_model(reference: str, config: PipelineConfig) -> str:

