@@ -21,6 +21,7 @@ from .errors import RealmError
 from .layout import RunLayout
 from .models.tokens import chat_token_counter
 from .runtime import vllm_on_cpu
+from .tables import duration
 
 # Every request of one session carries its key here, so Serve's session router sends its turns to one replica (Ray
 # Serve's default session header; RAY_SERVE_SESSION_ID_HEADER_KEY renames it on the cluster).
@@ -76,7 +77,25 @@ def resolve_endpoint(config: PipelineConfig, cfg: EndpointConfig, key: str) -> R
     send_seed = cfg.send_seed and not (cfg.base_url is None and vllm_on_cpu(config, cfg.model))
     if cfg.send_seed and not send_seed:
         print(f"[{key}] no sampling seeds: vLLM's CPU engine fails on seeded requests (reruns sample anew)", flush=True)
+    if limits := rate_limits(cfg):
+        print(f"[{key}] {limits}", flush=True)
     return ResolvedEndpoint(url, tokenizer, send_seed)
+
+
+def rate_limits(cfg: EndpointConfig) -> str | None:
+    """What an endpoint's rate limits mean for a run, said at its start (a limit the schema accepts may mean a wait
+    of years): the least time between two of its requests, across every actor of the run."""
+    if not (cfg.requests_per_minute or cfg.tokens_per_minute):
+        return None
+    limits = [
+        f"{k}={v:g}" for k, v in cfg.model_dump(include={"requests_per_minute", "tokens_per_minute"}).items() if v
+    ]
+    gap = max(
+        60 / cfg.requests_per_minute if cfg.requests_per_minute else 0,
+        60 * cfg.max_tokens / cfg.tokens_per_minute if cfg.tokens_per_minute else 0,  # a request counts its max_tokens
+    )
+    spacing = f"requests at least {duration(gap)} apart, 1,000 in at least {duration(1000 * gap)}"
+    return f"rate limited ({', '.join(limits)}): {spacing}"
 
 
 @dataclass

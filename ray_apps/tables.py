@@ -26,6 +26,17 @@ def cell(value) -> str:
     return "—" if value is None else str(value)
 
 
+def duration(seconds: float) -> str:
+    """A span of time in the unit a reader takes in at once: ``0.25 s``, ``12 min``, ``3.5 h``, ``1.9 years``."""
+    if seconds < 1:
+        return f"{seconds:.2g} s"
+    for unit, size, below, digits in (("s", 1, 120, 0), ("min", 60, 7200, 0), ("h", 3600, 172800, 1)):
+        if seconds < below:
+            return f"{seconds / size:.{digits}f} {unit}"
+    days = seconds / 86400
+    return f"{days:.1f} days" if days < 365 else f"{days / 365:,.1f} years"
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]

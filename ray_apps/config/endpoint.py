@@ -33,7 +33,10 @@ class EndpointConfig(Section):
         4, ge=0, description="Retries on 429, 5xx and timeouts (exponential backoff with jitter, Retry-After honoured)."
     )
     requests_per_minute: float | None = Field(
-        None, gt=0, description="Request rate limit shared by every actor of the run; null: none."
+        None,
+        gt=0,
+        description="Request rate limit shared by every actor of the run (its start says how far apart that spaces "
+        "requests); null: none.",
     )
     tokens_per_minute: float | None = Field(
         None, gt=0, description="Token rate limit (prompt + max_tokens) shared by every actor; null: none."

@@ -25,7 +25,7 @@ from ..layout import RolloutData, RunLayout
 from ..outcomes import Outcome
 from ..records import read_rows
 from ..runtime import Ask, check_fits
-from ..tables import markdown_table
+from ..tables import duration, markdown_table
 from .openings import OpeningIndex
 from .progress import follow
 from .runner import SessionRunner
@@ -215,16 +215,6 @@ def _projection(config: PipelineConfig, out: Path, index: dict[str, Place], pend
     }
 
 
-def _duration(seconds: float) -> str:
-    return (
-        f"{seconds:.0f} s"
-        if seconds < 120
-        else f"{seconds / 60:.0f} min"
-        if seconds < 7200
-        else f"{seconds / 3600:.1f} h"
-    )
-
-
 def _projection_line(projection: dict | None, pending: int) -> str:
     if not pending:
         return "[rollout] projection: every seed is finished; nothing to run"
@@ -236,7 +226,7 @@ def _projection_line(projection: dict | None, pending: int) -> str:
     )
     rate = projection["outcomes_per_second"]
     wall = (
-        f"~{_duration(projection['seconds'])} at {rate} seeds/s (the last run's rate)"
+        f"~{duration(projection['seconds'])} at {rate} seeds/s (the last run's rate)"
         if rate
         else "wall time unknown (no earlier run's rate)"
     )

@@ -338,7 +338,7 @@ def test_progress_comes_from_the_shards_before_a_block_is_done(ray_session, tmp_
     assert done and done[0] < 16 and done[-1] == 64, done
 
 
-def test_a_requests_per_minute_limit_holds_across_the_runs_actors(ray_session, tmp_path):
+def test_a_requests_per_minute_limit_holds_across_the_runs_actors(ray_session, tmp_path, capsys):
     fake = FakeEndpoint().start()
     try:
         cfg = _config(
@@ -353,6 +353,10 @@ def test_a_requests_per_minute_limit_holds_across_the_runs_actors(ray_session, t
         run_rollout(cfg)
     finally:
         fake.stop()
+    assert (
+        "[rollout.user] rate limited (requests_per_minute=240): requests at least 0.25 s apart"
+        in capsys.readouterr().out
+    )
     sent = sorted(t for model, t in fake.times if model == "fake-user")
     assert len(sent) == 36  # 3 simulator turns a session
     assert max(bisect.bisect_right(sent, t + 1.0) - i for i, t in enumerate(sent)) <= 5  # never more than 4/s (+1)
