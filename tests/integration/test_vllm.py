@@ -27,7 +27,10 @@ STOPS = {"end_marker", "max_turns", "context_budget", "assistant_length"}
 @pytest.fixture(scope="module")
 def app(ray_session, usergpt, tiny_model_dir, tmp_path_factory):
     serve.shutdown()  # the session's hf app (conftest): one Serve instance has one HTTP port, this app its own
-    yield start_tiny_app(usergpt, tiny_model_dir, tmp_path_factory.mktemp("vllm-serve"), "serve.engine=vllm")
+    # blocks of 32 tokens, not the CPU backend's 128: the tiny sessions' histories are often shorter than 128 tokens,
+    # and vLLM reuses only whole blocks, so with 128 whether a rollout shows any prefix-cache reuse is chance
+    workdir = tmp_path_factory.mktemp("vllm-serve")
+    yield start_tiny_app(usergpt, tiny_model_dir, workdir, "serve.engine=vllm", "serve.engine_kwargs={block_size: 32}")
     serve.shutdown()
 
 
