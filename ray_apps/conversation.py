@@ -178,6 +178,11 @@ def write_sharegpt(records: Iterable[Mapping[str, Any]], path: str, *, jsonl: bo
     return len(items)
 
 
+def opening(messages: list[Mapping[str, str]]) -> str | None:
+    """A conversation's first user turn (None without one)."""
+    return next((m["content"] for m in messages if m["role"] == USER), None)
+
+
 def ends_conversation(text: str) -> bool:
     """A simulated user turn that ends the session: it opens with the end marker."""
     return text.strip().startswith(END_OF_CONVERSATION)

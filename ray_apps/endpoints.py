@@ -87,9 +87,7 @@ def rate_limits(cfg: EndpointConfig) -> str | None:
     of years): the least time between two of its requests, across every actor of the run."""
     if not (cfg.requests_per_minute or cfg.tokens_per_minute):
         return None
-    limits = [
-        f"{k}={v:g}" for k, v in cfg.model_dump(include={"requests_per_minute", "tokens_per_minute"}).items() if v
-    ]
+    limits = [f"{k}={getattr(cfg, k):g}" for k in ("requests_per_minute", "tokens_per_minute") if getattr(cfg, k)]
     gap = max(
         60 / cfg.requests_per_minute if cfg.requests_per_minute else 0,
         60 * cfg.max_tokens / cfg.tokens_per_minute if cfg.tokens_per_minute else 0,  # a request counts its max_tokens

@@ -125,6 +125,10 @@ class RolloutConfig(Section):
         update = {"user": cw.user, "personas": cw.personas, "output": cw.output, "simulator": "prompted"}
         return self.model_copy(update=update | {"compare_with": None})
 
+    def served_here(self) -> list[str]:
+        """The models of the rollout's endpoints that no ``base_url`` hosts: the pipeline serves them."""
+        return list(dict.fromkeys(e.model for e in (self.user, self.assistant) if e.base_url is None))
+
     def session_fingerprint(self) -> str:
         """Hash of what decides a session's content: resuming with other settings starts new sessions. Not how many
         there are: raising ``num_sessions`` keeps the sessions made and adds the rest."""

@@ -15,7 +15,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from ..config import DedupConfig
-from ..conversation import SYSTEM, USER
+from ..conversation import SYSTEM, opening
 
 _WORD = re.compile(r"\w+")
 _MINHASH_SEED = 1
@@ -41,8 +41,7 @@ def signature(words: list[str], cfg: DedupConfig) -> np.ndarray:
 
 def sketch(record: dict, cfg: DedupConfig) -> dict:
     """What ``find_duplicates`` needs of one record; signatures are empty lists when unused."""
-    first_user = next(m["content"] for m in record["messages"] if m["role"] == USER)
-    first_words = words(first_user)
+    first_words = words(opening(record["messages"]) or "")
     whole_words = words(" ".join(m["content"] for m in record["messages"] if m["role"] != SYSTEM))
     use_first = cfg.near and len(first_words) >= cfg.min_first_turn_words
     return {

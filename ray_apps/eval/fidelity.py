@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ..conversation import USER, is_end_marker
+from ..conversation import USER, is_end_marker, opening
 from ..layout import RolloutData
 from ..outcomes import Outcome
 from ..records import read_records
@@ -35,11 +35,8 @@ def user_texts(records: list[dict]) -> list[str]:
 
 def _openings(records: list[dict]) -> list[str]:
     """The first user turn of each conversation (not of a later segment of one)."""
-    return [
-        next(m["content"] for m in r["messages"] if m["role"] == USER)
-        for r in records
-        if (r.get("meta") or {}).get("segment", 0) == 0 and any(m["role"] == USER for m in r["messages"])
-    ]
+    firsts = [opening(r["messages"]) for r in records if (r.get("meta") or {}).get("segment", 0) == 0]
+    return [text for text in firsts if text is not None]
 
 
 def _normal(text: str) -> str:

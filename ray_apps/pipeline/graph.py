@@ -179,7 +179,5 @@ def _train_stage(
 
 def _rollout_stage(name: str, config: PipelineConfig, layout: RunLayout, output: Path) -> Stage:
     """A rollout: the models it talks to, served from the working directory unless an endpoint hosts them."""
-    cfg = config.rollout
-    local = [e.model for e in (cfg.user, cfg.assistant) if e.base_url is None]
-    served = tuple(layout.model(m) for m in dict.fromkeys(local))  # `base` is model.base unless the tiny one
+    served = tuple(layout.model(m) for m in config.rollout.served_here())  # `base` is model.base unless the tiny one
     return Stage(name, config, ("rollout", "model"), served, (output,), lambda _: steps.rollout(config, output))

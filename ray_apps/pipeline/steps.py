@@ -42,8 +42,7 @@ def rollout(config: PipelineConfig, output: Path) -> dict:
     hosted = [endpoint.model for endpoint in (cfg.user, cfg.assistant) if endpoint.base_url is not None]
     if hosted:
         print(f"[pipeline] rollout: {', '.join(hosted)} from the configured endpoint(s), not served here", flush=True)
-    local = [endpoint.model for endpoint in (cfg.user, cfg.assistant) if endpoint.base_url is None]
-    with serving(config, local):
+    with serving(config, cfg.served_here()):
         return run_rollout(config, str(output))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import ray
 
 from ..config import DedupConfig
-from ..conversation import USER
+from ..conversation import opening
 from ..data.dedup import NearDuplicateIndex, signature, words
 from .store import read_shard, shard_files
 
@@ -36,7 +36,7 @@ class OpeningIndex:
         for shard in shard_files(Path(output)):  # the run so far: its sessions' openings, in order
             for outcome in read_shard(shard):
                 if outcome.is_session and outcome.meta.get("fingerprint") == fingerprint:
-                    self.claim_texts([next(m["content"] for m in outcome.record["messages"] if m["role"] == USER)])
+                    self.claim_texts([opening(outcome.record["messages"])])
 
     def claim(self, normalised: str, hashes: np.ndarray | None) -> bool:
         """True (and remembered) when the opening ``sketch`` gave is new; False when it repeats an earlier one."""
